@@ -1,0 +1,579 @@
+// Package correlate turns events into incidents: it deduplicates
+// notifications into alerts, groups alerts into incidents, runs the incident
+// lifecycle, and keeps that state durable in an embedded store.
+//
+// The Engine is the deterministic core: it takes events in order with the
+// time to use, and records the changes it makes. It reads no clock, starts no
+// goroutine and does no I/O, so the same code runs live, in replay and in
+// golden-file tests. The Service wraps it with durability.
+package correlate
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/triage-dev/triage"
+)
+
+// Options are the correlation settings of the Engine.
+type Options struct {
+	// ResolveAfter is how long an incident whose alerts have all resolved
+	// stays open before it resolves on its own; 0 resolves at once.
+	ResolveAfter time.Duration
+	// ReopenWindow is how long after it resolved an incident reopens when
+	// one of its alerts fires again; after it, a re-fire opens a new incident.
+	ReopenWindow time.Duration
+	// CILabels is the label order used to name an alert's configuration item.
+	CILabels []string
+}
+
+// DefaultCILabels is the default label order for binding an alert to a CI.
+var DefaultCILabels = []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"}
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("incident not found")
+	ErrConflict = errors.New("incident is in the wrong state")
+)
+
+// Result says what one event did.
+type Result struct {
+	IncidentID  uint64
+	Duplicate   bool // a repeated notification of a known alert
+	NewIncident bool
+	Ignored     bool // a resolved notification for an alert never seen firing
+}
+
+// Changes are the records the Engine changed since the last Flush. The
+// pointers stay owned by the Engine and are valid until its next call.
+type Changes struct {
+	Alerts    []*triage.Alert
+	Incidents []*triage.Incident
+	Timeline  []TimelineChange
+	// Evicted incidents left the live set: they are resolved and past the
+	// reopen window, so no event can change them any more.
+	Evicted []uint64
+}
+
+// Empty reports whether there is nothing to persist.
+func (c *Changes) Empty() bool {
+	return len(c.Alerts) == 0 && len(c.Incidents) == 0 && len(c.Timeline) == 0 && len(c.Evicted) == 0
+}
+
+// TimelineChange is a new timeline entry of one incident.
+type TimelineChange struct {
+	IncidentID uint64
+	Entry      triage.TimelineEntry
+}
+
+type alertState struct {
+	triage.Alert
+	inc   *incidentState
+	dirty bool
+}
+
+type incidentState struct {
+	triage.Incident
+	alerts []*alertState
+	dirty  bool
+}
+
+// Engine is the deterministic correlation core. It is not safe for
+// concurrent use: one goroutine owns it.
+type Engine struct {
+	opts      Options
+	grouper   Grouper
+	alerts    map[string]*alertState // by fingerprint, for live incidents
+	incidents map[uint64]*incidentState
+	lastID    uint64
+	timers    timerHeap
+	open      int // incidents not resolved
+	changes   Changes
+	dirtyA    []*alertState
+	dirtyI    []*incidentState
+}
+
+// NewEngine returns an empty engine that groups alerts with g.
+func NewEngine(opts Options, g Grouper) *Engine {
+	if opts.CILabels == nil {
+		opts.CILabels = DefaultCILabels
+	}
+	return &Engine{
+		opts:      opts,
+		grouper:   g,
+		alerts:    make(map[string]*alertState),
+		incidents: make(map[uint64]*incidentState),
+	}
+}
+
+// OpenIncidents is the number of incidents not resolved.
+func (e *Engine) OpenIncidents() int { return e.open }
+
+// LiveAlerts is the number of alerts the engine holds in memory.
+func (e *Engine) LiveAlerts() int { return len(e.alerts) }
+
+// LastID is the highest incident id the engine has handed out.
+func (e *Engine) LastID() uint64 { return e.lastID }
+
+// Process applies one normalised event at time now.
+func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
+	if a, ok := e.alerts[ev.Fingerprint]; ok {
+		inc := a.inc
+		if inc.Status == triage.IncidentResolved && ev.Status == triage.AlertFiring &&
+			now.Sub(*inc.ResolvedAt) > e.opts.ReopenWindow {
+			// Past the reopen window but not yet evicted by Tick: evict now
+			// so that this firing opens a new incident.
+			e.evict(inc)
+		} else {
+			e.update(a, ev, now)
+			return Result{IncidentID: inc.ID, Duplicate: true}
+		}
+	}
+	if ev.Status == triage.AlertResolved {
+		return Result{Ignored: true}
+	}
+	a := &alertState{Alert: triage.Alert{
+		Fingerprint:  ev.Fingerprint,
+		Source:       ev.Source,
+		Status:       triage.AlertFiring,
+		Severity:     ev.Severity,
+		CI:           e.ciOf(ev.Labels),
+		Labels:       ev.Labels,
+		Annotations:  ev.Annotations,
+		Count:        1,
+		StartsAt:     ev.StartsAt,
+		FirstSeen:    now,
+		LastSeen:     now,
+		GeneratorURL: ev.GeneratorURL,
+	}}
+	as := e.grouper.Assign(&a.Alert, now)
+	a.Joined = triage.Explanation{Fingerprint: a.Fingerprint, Reason: as.Reason, Rule: as.Rule,
+		GroupKey: as.GroupKey, Path: as.Path, At: now}
+	res := Result{}
+	inc := e.incidents[as.IncidentID]
+	if inc == nil || inc.Status == triage.IncidentResolved {
+		inc = e.openIncident(a, as, now)
+		res.NewIncident = true
+	} else {
+		e.join(inc, a, now)
+	}
+	res.IncidentID = inc.ID
+	e.alerts[a.Fingerprint] = a
+	e.grouper.Observe(inc.ID, &a.Alert, now)
+	e.markAlert(a)
+	return res
+}
+
+// update applies a notification of a known alert.
+func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
+	inc := a.inc
+	a.Count++
+	a.LastSeen = now
+	if len(ev.Annotations) > 0 {
+		a.Annotations = ev.Annotations
+	}
+	if ev.GeneratorURL != "" {
+		a.GeneratorURL = ev.GeneratorURL
+	}
+	inc.EventCount++
+	inc.UpdatedAt = now
+	switch {
+	case ev.Status == triage.AlertFiring && a.Status == triage.AlertResolved:
+		if ev.StartsAt.Equal(a.StartsAt) && !ev.Time.After(a.EndsAt) {
+			break // a late copy of the occurrence that already resolved
+		}
+		a.Status = triage.AlertFiring
+		a.StartsAt = ev.StartsAt
+		a.EndsAt = time.Time{}
+		inc.FiringCount++
+		e.refired(inc, a, now)
+	case ev.Status == triage.AlertFiring && inc.Status == triage.IncidentResolved && ev.StartsAt.After(a.StartsAt):
+		// A new occurrence of an alert that a person resolved while it still fired.
+		a.StartsAt = ev.StartsAt
+		e.refired(inc, a, now)
+	case ev.Status == triage.AlertResolved && a.Status == triage.AlertFiring:
+		end := ev.EndsAt
+		if end.IsZero() {
+			end = now
+		}
+		if end.Before(a.StartsAt) {
+			break // stale: it ended before the occurrence we hold began
+		}
+		a.Status = triage.AlertResolved
+		a.EndsAt = end
+		inc.FiringCount--
+		e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" resolved", a.Fingerprint)
+		if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
+			e.scheduleResolve(inc, now)
+		}
+	}
+	if inc.Status != triage.IncidentResolved {
+		e.grouper.Observe(inc.ID, &a.Alert, now)
+		if triage.SeverityRank(ev.Severity) > triage.SeverityRank(a.Severity) {
+			a.Severity = ev.Severity
+			e.raiseSeverity(inc, a.Severity, now)
+		}
+	}
+	e.markAlert(a)
+	e.markIncident(inc)
+}
+
+func (e *Engine) refired(inc *incidentState, a *alertState, now time.Time) {
+	inc.AutoResolveAt = nil
+	if inc.Status == triage.IncidentResolved {
+		inc.Status = triage.IncidentOpen
+		inc.ResolvedAt = nil
+		inc.ReopenCount++
+		e.open++
+		e.addTimeline(inc, now, triage.KindReopened, triage.ActorSystem,
+			"reopened: "+alertName(&a.Alert)+" fired again", a.Fingerprint)
+		return
+	}
+	e.addTimeline(inc, now, triage.KindAlertRefired, triage.ActorSystem, alertName(&a.Alert)+" fired again", a.Fingerprint)
+}
+
+func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *incidentState {
+	e.lastID++
+	inc := &incidentState{Incident: triage.Incident{
+		ID:          e.lastID,
+		Key:         triage.IncidentKey(e.lastID),
+		Title:       title(&a.Alert),
+		Status:      triage.IncidentOpen,
+		Severity:    a.Severity,
+		Priority:    triage.PriorityForSeverity(a.Severity),
+		CI:          a.CI,
+		Service:     a.Labels["service"],
+		GroupKey:    as.GroupKey,
+		Labels:      as.GroupLabels,
+		AlertCount:  1,
+		FiringCount: 1,
+		EventCount:  1,
+		OpenedAt:    now,
+		UpdatedAt:   now,
+		RootCause:   triage.RootCause{CI: a.CI, Reason: "the incident's first alert names it"},
+	}}
+	if a.CI == "" {
+		inc.RootCause.Reason = "no alert names a configuration item"
+	}
+	inc.alerts = []*alertState{a}
+	a.inc = inc
+	a.IncidentID = inc.ID
+	e.incidents[inc.ID] = inc
+	e.open++
+	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+alertName(&a.Alert)+": "+as.Reason, a.Fingerprint)
+	e.markIncident(inc)
+	return inc
+}
+
+func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
+	inc.alerts = append(inc.alerts, a)
+	a.inc = inc
+	a.IncidentID = inc.ID
+	inc.AlertCount++
+	inc.FiringCount++
+	inc.EventCount++
+	inc.UpdatedAt = now
+	inc.AutoResolveAt = nil
+	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, alertName(&a.Alert)+" joined: "+a.Joined.Reason, a.Fingerprint)
+	e.raiseSeverity(inc, a.Severity, now)
+	e.markIncident(inc)
+}
+
+func (e *Engine) raiseSeverity(inc *incidentState, sev string, now time.Time) {
+	if triage.SeverityRank(sev) <= triage.SeverityRank(inc.Severity) {
+		return
+	}
+	old := inc.Severity
+	inc.Severity = sev
+	inc.Priority = triage.PriorityForSeverity(sev)
+	e.addTimeline(inc, now, triage.KindSeverityChanged, triage.ActorSystem,
+		fmt.Sprintf("severity %s → %s, priority %s", orNone(old), sev, inc.Priority), "")
+}
+
+func (e *Engine) scheduleResolve(inc *incidentState, now time.Time) {
+	if e.opts.ResolveAfter <= 0 {
+		e.resolve(inc, now, triage.ActorSystem, "resolved: all alerts resolved")
+		return
+	}
+	due := now.Add(e.opts.ResolveAfter)
+	inc.AutoResolveAt = &due
+	heap.Push(&e.timers, timer{at: due, id: inc.ID, kind: timerResolve})
+}
+
+func (e *Engine) resolve(inc *incidentState, now time.Time, actor, msg string) {
+	inc.Status = triage.IncidentResolved
+	t := now
+	inc.ResolvedAt = &t
+	inc.AutoResolveAt = nil
+	inc.UpdatedAt = now
+	e.open--
+	e.grouper.Release(inc.ID)
+	e.addTimeline(inc, now, triage.KindResolved, actor, msg, "")
+	e.markIncident(inc)
+	heap.Push(&e.timers, timer{at: now.Add(e.opts.ReopenWindow), id: inc.ID, kind: timerEvict})
+}
+
+func (e *Engine) evict(inc *incidentState) {
+	for _, a := range inc.alerts {
+		if e.alerts[a.Fingerprint] == a {
+			delete(e.alerts, a.Fingerprint)
+		}
+	}
+	delete(e.incidents, inc.ID)
+	e.changes.Evicted = append(e.changes.Evicted, inc.ID)
+}
+
+// Tick runs the timers due at now: auto-resolution and eviction of
+// incidents past their reopen window.
+func (e *Engine) Tick(now time.Time) {
+	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
+		t := heap.Pop(&e.timers).(timer)
+		inc := e.incidents[t.id]
+		if inc == nil {
+			continue
+		}
+		switch t.kind {
+		case timerResolve:
+			if inc.Status != triage.IncidentResolved && inc.FiringCount == 0 &&
+				inc.AutoResolveAt != nil && inc.AutoResolveAt.Equal(t.at) {
+				e.resolve(inc, now, triage.ActorSystem, fmt.Sprintf("resolved: all alerts resolved %s ago", e.opts.ResolveAfter))
+			}
+		case timerEvict:
+			if inc.Status == triage.IncidentResolved && !now.Before(inc.ResolvedAt.Add(e.opts.ReopenWindow)) {
+				e.evict(inc)
+			}
+		}
+	}
+}
+
+// NextTimer is when Tick next has work, or the zero time.
+func (e *Engine) NextTimer() time.Time {
+	if len(e.timers) == 0 {
+		return time.Time{}
+	}
+	return e.timers[0].at
+}
+
+// Acknowledge moves an open incident to acknowledged. Acknowledging an
+// acknowledged incident changes nothing; a resolved one is ErrConflict.
+func (e *Engine) Acknowledge(id uint64, actor string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	switch inc.Status {
+	case triage.IncidentAcknowledged:
+		return nil
+	case triage.IncidentResolved:
+		return fmt.Errorf("acknowledge %s: %w: it is resolved", inc.Key, ErrConflict)
+	}
+	inc.Status = triage.IncidentAcknowledged
+	if inc.AcknowledgedAt == nil {
+		t := now
+		inc.AcknowledgedAt = &t
+	}
+	inc.UpdatedAt = now
+	e.addTimeline(inc, now, triage.KindAcknowledged, actor, "acknowledged", "")
+	e.markIncident(inc)
+	return nil
+}
+
+// Resolve resolves an incident by hand. Resolving a resolved incident changes nothing.
+func (e *Engine) Resolve(id uint64, actor, note string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	if inc.Status == triage.IncidentResolved {
+		return nil
+	}
+	msg := "resolved by " + actor
+	if note != "" {
+		msg += ": " + note
+	}
+	e.resolve(inc, now, actor, msg)
+	return nil
+}
+
+// Comment adds a comment to a live incident. It returns ErrNotFound for an
+// incident that is not live; the caller records comments on those directly.
+func (e *Engine) Comment(id uint64, actor, text string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	e.addTimeline(inc, now, triage.KindComment, actor, text, "")
+	return nil
+}
+
+func (e *Engine) live(id uint64) (*incidentState, error) {
+	inc := e.incidents[id]
+	if inc == nil {
+		return nil, fmt.Errorf("%s: %w", triage.IncidentKey(id), ErrNotFound)
+	}
+	return inc, nil
+}
+
+// Restore loads one live incident and its alerts, as the store kept them,
+// into an engine being rebuilt after a restart.
+func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
+	is := &incidentState{Incident: inc}
+	is.Alerts, is.Explanation, is.Timeline = nil, nil, nil
+	for i := range alerts {
+		a := &alertState{Alert: alerts[i], inc: is}
+		is.alerts = append(is.alerts, a)
+		e.alerts[a.Fingerprint] = a
+		if is.Status != triage.IncidentResolved {
+			e.grouper.Observe(is.ID, &a.Alert, a.LastSeen)
+		}
+	}
+	e.incidents[is.ID] = is
+	if is.ID > e.lastID {
+		e.lastID = is.ID
+	}
+	switch {
+	case is.Status == triage.IncidentResolved:
+		heap.Push(&e.timers, timer{at: is.ResolvedAt.Add(e.opts.ReopenWindow), id: is.ID, kind: timerEvict})
+	default:
+		e.open++
+		if is.AutoResolveAt != nil {
+			heap.Push(&e.timers, timer{at: *is.AutoResolveAt, id: is.ID, kind: timerResolve})
+		}
+	}
+}
+
+// SetLastID makes sure new incidents get ids above id (ids of evicted
+// incidents are never reused).
+func (e *Engine) SetLastID(id uint64) {
+	if id > e.lastID {
+		e.lastID = id
+	}
+}
+
+// Flush returns the changes since the last Flush and starts a new set.
+func (e *Engine) Flush() Changes {
+	c := e.changes
+	for _, a := range e.dirtyA {
+		a.dirty = false
+		c.Alerts = append(c.Alerts, &a.Alert)
+	}
+	for _, inc := range e.dirtyI {
+		inc.dirty = false
+		c.Incidents = append(c.Incidents, &inc.Incident)
+	}
+	e.changes, e.dirtyA, e.dirtyI = Changes{}, e.dirtyA[:0], e.dirtyI[:0]
+	return c
+}
+
+func (e *Engine) markAlert(a *alertState) {
+	if !a.dirty {
+		a.dirty = true
+		e.dirtyA = append(e.dirtyA, a)
+	}
+}
+
+func (e *Engine) markIncident(inc *incidentState) {
+	if !inc.dirty {
+		inc.dirty = true
+		e.dirtyI = append(e.dirtyI, inc)
+	}
+}
+
+func (e *Engine) addTimeline(inc *incidentState, now time.Time, kind, actor, msg, fp string) {
+	e.changes.Timeline = append(e.changes.Timeline, TimelineChange{IncidentID: inc.ID, Entry: triage.TimelineEntry{
+		Time: now, Kind: kind, Actor: actor, Message: msg, Fingerprint: fp,
+	}})
+}
+
+// ciOf names the alert's configuration item: the value of the first label
+// present in the binding order, with a port stripped from instance.
+func (e *Engine) ciOf(labels map[string]string) string {
+	for _, l := range e.opts.CILabels {
+		v := labels[l]
+		if v == "" {
+			continue
+		}
+		if l == "instance" {
+			if host, _, err := net.SplitHostPort(v); err == nil {
+				v = host
+			}
+		}
+		return v
+	}
+	return ""
+}
+
+func title(a *triage.Alert) string {
+	if s := strings.TrimSpace(a.Annotations["summary"]); s != "" {
+		return truncate(s, 200)
+	}
+	name := alertName(a)
+	if svc := a.Labels["service"]; svc != "" {
+		return name + " on " + svc
+	}
+	if a.CI != "" {
+		return name + " on " + a.CI
+	}
+	return name
+}
+
+func alertName(a *triage.Alert) string {
+	if n := a.Labels["alertname"]; n != "" {
+		return n
+	}
+	return "alert " + a.Fingerprint
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !isRuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+type timerKind uint8
+
+const (
+	timerResolve timerKind = iota
+	timerEvict
+)
+
+type timer struct {
+	at   time.Time
+	id   uint64
+	kind timerKind
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at.Equal(h[j].at) {
+		return h[i].id < h[j].id
+	}
+	return h[i].at.Before(h[j].at)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}

@@ -1,0 +1,120 @@
+package correlate
+
+import (
+	"strings"
+	"time"
+
+	"github.com/triage-dev/triage"
+)
+
+// Assignment is a Grouper's decision for a new alert.
+type Assignment struct {
+	// IncidentID is the live incident the alert joins; 0 opens a new one.
+	IncidentID uint64
+	// GroupKey and GroupLabels describe the group a new incident is opened for.
+	GroupKey    string
+	GroupLabels map[string]string
+	// Reason, Rule and Path explain the decision; they are recorded on the alert.
+	Reason string
+	Rule   string
+	Path   []string
+}
+
+// Grouper decides which incident a new alert belongs to. The Engine owns
+// incidents; a Grouper keeps whatever index it needs from the calls below.
+// Implementations must be deterministic and do no I/O.
+type Grouper interface {
+	// Assign is called for each alert seen for the first time.
+	Assign(a *triage.Alert, now time.Time) Assignment
+	// Observe is called when an alert of a not-resolved incident is created
+	// or notified again.
+	Observe(incidentID uint64, a *triage.Alert, now time.Time)
+	// Release is called when an incident resolves: it accepts no new alerts.
+	Release(incidentID uint64)
+}
+
+// LabelGrouper is the baseline grouping: alerts with the same values of the
+// group-by labels join the same open incident while the group has seen a
+// notification within the window.
+type LabelGrouper struct {
+	by     []string
+	window time.Duration
+	groups map[string]*labelGroup
+	keyOf  map[uint64]string
+}
+
+type labelGroup struct {
+	id   uint64
+	last time.Time
+}
+
+// NewLabelGrouper groups by the given labels within window.
+func NewLabelGrouper(by []string, window time.Duration) *LabelGrouper {
+	return &LabelGrouper{
+		by:     append([]string(nil), by...),
+		window: window,
+		groups: make(map[string]*labelGroup),
+		keyOf:  make(map[uint64]string),
+	}
+}
+
+// Key is the group key of an alert, e.g. `alertname="HighLatency",service="orders"`.
+func (g *LabelGrouper) Key(labels map[string]string) string {
+	var b strings.Builder
+	for i, l := range g.by {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l)
+		b.WriteString(`="`)
+		b.WriteString(labels[l])
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// Assign implements Grouper.
+func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time) Assignment {
+	key := g.Key(a.Labels)
+	if grp := g.groups[key]; grp != nil && now.Sub(grp.last) <= g.window {
+		return Assignment{
+			IncidentID: grp.id,
+			GroupKey:   key,
+			Reason:     "same group key {" + key + "} within " + g.window.String() + " of the group's last notification",
+		}
+	}
+	labels := make(map[string]string, len(g.by))
+	for _, l := range g.by {
+		if v, ok := a.Labels[l]; ok {
+			labels[l] = v
+		}
+	}
+	return Assignment{GroupKey: key, GroupLabels: labels, Reason: "first alert of group {" + key + "}"}
+}
+
+// Observe implements Grouper.
+func (g *LabelGrouper) Observe(id uint64, a *triage.Alert, now time.Time) {
+	key := g.Key(a.Labels)
+	grp := g.groups[key]
+	switch {
+	case grp == nil || grp.id < id:
+		// A new group, or a newer incident taking over an expired key.
+		if grp != nil && g.keyOf[grp.id] == key {
+			delete(g.keyOf, grp.id)
+		}
+		g.groups[key] = &labelGroup{id: id, last: now}
+		g.keyOf[id] = key
+	case grp.id == id && now.After(grp.last):
+		grp.last = now
+	}
+}
+
+// Release implements Grouper.
+func (g *LabelGrouper) Release(id uint64) {
+	if key, ok := g.keyOf[id]; ok {
+		if grp := g.groups[key]; grp != nil && grp.id == id {
+			delete(g.groups, key)
+		}
+		delete(g.keyOf, id)
+	}
+}

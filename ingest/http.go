@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/triage-dev/triage"
+	"github.com/triage-dev/triage/internal/httpx"
+)
+
+// Sink takes normalised events and returns once they are durable.
+type Sink interface {
+	Submit(ctx context.Context, events []triage.Event) error
+}
+
+// HTTPOptions configure the ingest handlers.
+type HTTPOptions struct {
+	Sink Sink
+	// MaxBodyBytes bounds a request body; larger ones get 413.
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Logger       *slog.Logger
+	Registry     prometheus.Registerer
+}
+
+// HTTP serves the ingest endpoints.
+type HTTP struct {
+	opts HTTPOptions
+	m    *Metrics
+}
+
+// Metrics count what the sources receive. They are shared by every source
+// (HTTP, Kafka) so that the counts read the same way.
+type Metrics struct {
+	Received     *prometheus.CounterVec
+	DecodeErrors *prometheus.CounterVec
+}
+
+// NewMetrics registers the ingest metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		Received: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_ingest_events_received_total",
+			Help: "Events accepted from senders, by source."}, []string{"source"}),
+		DecodeErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_ingest_decode_errors_total",
+			Help: "Payloads rejected as bad input, by source and reason."}, []string{"source", "reason"}),
+	}
+}
+
+// NewHTTP returns the ingest handlers.
+func NewHTTP(opts HTTPOptions, m *Metrics) *HTTP {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	return &HTTP{opts: opts, m: m}
+}
+
+// Webhook serves POST /api/v1/alerts (Alertmanager webhook).
+func (h *HTTP) Webhook() http.HandlerFunc { return h.handler(SourceAlertmanager, DecodeWebhook) }
+
+// PostableAlerts serves POST /api/v2/alerts (Alertmanager's API, as Prometheus sends).
+func (h *HTTP) PostableAlerts() http.HandlerFunc {
+	return h.handler(SourcePrometheus, DecodePostableAlerts)
+}
+
+// Events serves POST /api/v1/events (generic events).
+func (h *HTTP) Events() http.HandlerFunc { return h.handler(SourceAPI, DecodeEvents) }
+
+func (h *HTTP) handler(source string, decode func([]byte) ([]triage.Event, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				h.m.DecodeErrors.WithLabelValues(source, "too_large").Inc()
+				httpx.WriteError(w, http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("body: larger than the limit of %d bytes (http.max_body_bytes)", tooBig.Limit))
+				return
+			}
+			httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		events, err := decode(body)
+		if err == nil {
+			err = normalize(events, source, h.opts.Now())
+		}
+		if err != nil {
+			reason := "invalid"
+			var de *DecodeError
+			if errors.As(err, &de) {
+				reason = de.Reason
+			}
+			h.m.DecodeErrors.WithLabelValues(source, reason).Inc()
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if len(events) > 0 {
+			if err := h.opts.Sink.Submit(r.Context(), events); err != nil {
+				h.opts.Logger.Warn("events not stored", "source", source, "events", len(events), "err", err)
+				httpx.WriteError(w, http.StatusServiceUnavailable, "events not stored, retry: "+err.Error())
+				return
+			}
+			h.m.Received.WithLabelValues(source).Add(float64(len(events)))
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]int{"accepted": len(events)})
+	}
+}
+
+// normalize validates every event; one bad event rejects the payload, so
+// that nothing of it is stored and the sender can fix and resend it whole.
+func normalize(events []triage.Event, source string, now time.Time) error {
+	what := "alerts"
+	if source == SourceAPI {
+		what = "events"
+	}
+	for i := range events {
+		if err := events[i].Normalize(now); err != nil {
+			return &DecodeError{Reason: "invalid", Msg: fmt.Sprintf("%s[%d]: %v", what, i, err)}
+		}
+	}
+	return nil
+}

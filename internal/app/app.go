@@ -1,0 +1,168 @@
+// Package app wires Triage's components into the daemon that `triage serve`
+// runs. Run is embeddable: tests start the real daemon in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/ingest"
+	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/internal/server"
+)
+
+// Options configure one run of the daemon.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Listening, when set, is called with the bound address once the HTTP
+	// server accepts connections (useful with a ":0" listen address).
+	Listening func(addr net.Addr)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Getenv reads the environment (for TRIAGE_AUTH_TOKEN); os.Getenv when nil.
+	Getenv func(string) string
+}
+
+// Run serves until ctx is cancelled, then shuts down in order: stop taking
+// requests, let in-flight ones finish, commit what was queued, close the
+// store. It returns the first error that stopped it.
+func Run(ctx context.Context, opts Options) error {
+	cfg, log := opts.Config, opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	token, err := cfg.Auth.ResolveToken(opts.Getenv)
+	if err != nil {
+		return err
+	}
+	if token == "" && !cfg.Auth.AllowUnauthenticated && !isLoopback(cfg.Listen) {
+		return fmt.Errorf("refusing to listen on %s without an auth token: set auth.token_file or TRIAGE_AUTH_TOKEN, "+
+			"or auth.allow_unauthenticated: true", cfg.Listen)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := correlate.OpenStore(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	k := cfg.Correlation
+	svc, err := correlate.NewService(correlate.ServiceOptions{
+		Store: store,
+		NewEngine: func() *correlate.Engine {
+			return correlate.NewEngine(correlate.Options{
+				ResolveAfter: k.ResolveAfter.D(),
+				ReopenWindow: k.ReopenWindow.D(),
+				CILabels:     k.CILabels,
+			}, correlate.NewLabelGrouper(k.GroupBy, k.Window.D()))
+		},
+		Now:            opts.Now,
+		Logger:         log.With("component", "correlate"),
+		Registry:       reg,
+		MaxBatch:       cfg.Store.MaxBatch,
+		EventRetention: cfg.Store.EventRetention.D(),
+	})
+	if err != nil {
+		return err
+	}
+
+	ing := ingest.NewHTTP(ingest.HTTPOptions{
+		Sink:         svc,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Now:          opts.Now,
+		Logger:       log.With("component", "ingest"),
+	}, ingest.NewMetrics(reg))
+	srv := server.New(server.Options{
+		Ingest:    ing,
+		Incidents: svc,
+		Reader:    store,
+		Token:     string(token),
+		Ready:     svc.Ready,
+		Logger:    log.With("component", "http"),
+		Registry:  reg,
+		Gatherer:  reg,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// The correlation service outlives the HTTP server so that in-flight
+	// requests can finish; it stops only once HTTP has shut down.
+	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSvc()
+	svcDone := make(chan error, 1)
+	go func() { svcDone <- svc.Run(svcCtx) }()
+
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Serve(ln) }()
+	log.Info("triage serving", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "auth", token != "")
+	if opts.Listening != nil {
+		opts.Listening(ln.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-svcDone:
+		runErr = fmt.Errorf("correlation service stopped: %w", err)
+		svcDone <- err
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopSvc()
+	if err := <-svcDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

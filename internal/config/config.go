@@ -1,0 +1,357 @@
+// Package config is Triage's configuration file: YAML, snake_case keys,
+// strict decoding (an unknown key is an error), defaults overlaid by the
+// file, and validation whose errors point at file:line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. See the README for every key.
+type Config struct {
+	Listen      string      `yaml:"listen"`
+	DataDir     string      `yaml:"data_dir"`
+	Auth        Auth        `yaml:"auth"`
+	HTTP        HTTP        `yaml:"http"`
+	Correlation Correlation `yaml:"correlation"`
+	Store       Store       `yaml:"store"`
+	Log         Log         `yaml:"log"`
+}
+
+// Auth configures the bearer token required on the API and ingest endpoints.
+type Auth struct {
+	// Token is the token itself; prefer TokenFile or the TRIAGE_AUTH_TOKEN
+	// environment variable so that it stays out of the config file.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// AllowUnauthenticated lets serve listen beyond loopback without a token.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Correlation configures deduplication, grouping and the incident lifecycle.
+type Correlation struct {
+	Window       Duration `yaml:"window"`
+	GroupBy      []string `yaml:"group_by"`
+	ResolveAfter Duration `yaml:"resolve_after"`
+	ReopenWindow Duration `yaml:"reopen_window"`
+	CILabels     []string `yaml:"ci_labels"`
+}
+
+// Store configures the embedded state store.
+type Store struct {
+	EventRetention Duration `yaml:"event_retention"`
+	MaxBatch       int      `yaml:"max_batch"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default is the configuration serve runs on without a file.
+func Default() *Config {
+	return &Config{
+		Listen:  "127.0.0.1:9400",
+		DataDir: "./triage-data",
+		HTTP:    HTTP{MaxBodyBytes: 4 << 20},
+		Correlation: Correlation{
+			Window:       Duration(10 * time.Minute),
+			GroupBy:      []string{"alertname", "service"},
+			ResolveAfter: Duration(5 * time.Minute),
+			ReopenWindow: Duration(30 * time.Minute),
+			CILabels:     []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
+		},
+		Store: Store{EventRetention: Duration(7 * 24 * time.Hour), MaxBatch: 20000},
+		Log:   Log{Level: "info", Format: "text"},
+	}
+}
+
+// Error is one problem in a config file, at a line when known.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e Error) Error() string {
+	switch {
+	case e.File == "":
+		return e.Msg
+	case e.Line == 0:
+		return e.File + ": " + e.Msg
+	}
+	return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+// Errors is every problem found in a config file.
+type Errors []Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// fieldError is a validation problem at a dotted key path.
+type fieldError struct {
+	path string
+	msg  string
+}
+
+// Validate checks values and cross-references. Paths are relative to the
+// config file's directory when they are not absolute.
+func (c *Config) Validate() []fieldError {
+	var errs []fieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fieldError{path, fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "%q is not host:port: %v", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+	if c.Auth.Token != "" && c.Auth.TokenFile != "" {
+		add("auth.token_file", "set either auth.token or auth.token_file, not both")
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		add("http.max_body_bytes", "%d is below the minimum of 1024", c.HTTP.MaxBodyBytes)
+	}
+	k := c.Correlation
+	if k.Window <= 0 {
+		add("correlation.window", "must be positive")
+	}
+	if len(k.GroupBy) == 0 {
+		add("correlation.group_by", "must name at least one label")
+	}
+	for i, l := range k.GroupBy {
+		if !labelName.MatchString(l) {
+			add(fmt.Sprintf("correlation.group_by.%d", i), "%q is not a label name", l)
+		}
+	}
+	for i, l := range k.CILabels {
+		if !labelName.MatchString(l) {
+			add(fmt.Sprintf("correlation.ci_labels.%d", i), "%q is not a label name", l)
+		}
+	}
+	if k.ResolveAfter < 0 {
+		add("correlation.resolve_after", "must not be negative")
+	}
+	if k.ReopenWindow < 0 {
+		add("correlation.reopen_window", "must not be negative")
+	}
+	if c.Store.EventRetention < 0 {
+		add("store.event_retention", "must not be negative (0 keeps events forever)")
+	}
+	if c.Store.MaxBatch < 1 {
+		add("store.max_batch", "must be at least 1")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errs
+}
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// Load reads, decodes and validates a config file. Every error it returns
+// is an Errors value with file:line positions.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data)
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// Parse decodes and validates config data read from file (used in messages
+// and to resolve relative paths).
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, yamlErrors(file, err)
+		}
+	}
+	var errs Errors
+	for _, fe := range c.Validate() {
+		errs = append(errs, Error{File: file, Line: lineOf(&root, fe.path), Msg: fe.path + ": " + fe.msg})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	dir := filepath.Dir(file)
+	c.DataDir = resolve(dir, c.DataDir)
+	c.Auth.TokenFile = resolve(dir, c.Auth.TokenFile)
+	if c.Auth.TokenFile != "" {
+		if _, err := os.Stat(c.Auth.TokenFile); err != nil {
+			return nil, Errors{{File: file, Line: lineOf(&root, "auth.token_file"), Msg: "auth.token_file: " + err.Error()}}
+		}
+	}
+	return c, nil
+}
+
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func yamlErrors(file string, err error) error {
+	var te *yaml.TypeError
+	lines := []string{err.Error()}
+	if errors.As(err, &te) {
+		lines = te.Errors
+	}
+	var errs Errors
+	for _, l := range lines {
+		e := Error{File: file, Msg: strings.TrimPrefix(l, "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(l); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = cleanYAMLMsg(m[2])
+		}
+		errs = append(errs, e)
+	}
+	return errs
+}
+
+var inType = regexp.MustCompile(` in type [\w.]+`)
+
+func cleanYAMLMsg(s string) string {
+	s = inType.ReplaceAllString(s, "")
+	s = strings.Replace(s, "field ", "unknown key ", 1)
+	s = strings.Replace(s, " not found", "", 1)
+	return s
+}
+
+// lineOf finds the line of a dotted key path ("correlation.group_by.0") in
+// a YAML document, or the closest parent's line, or 0.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					next = n.Content[i+1]
+					line = n.Content[i].Line
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(part); err == nil && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+// Duration is a time.Duration written as "90s", "10m", "1h30m" or "0".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as 90s or 10m", n.Line)
+	}
+	if s == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 90s, 10m or 1h30m", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Secret is a string that never prints.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// MarshalYAML hides the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON hides the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// ResolveToken returns the API bearer token: auth.token, else the contents of
+// auth.token_file, else the TRIAGE_AUTH_TOKEN environment variable; empty
+// when none is set.
+func (a Auth) ResolveToken(getenv func(string) string) (Secret, error) {
+	switch {
+	case a.Token != "":
+		return a.Token, nil
+	case a.TokenFile != "":
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("reading auth.token_file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("auth.token_file %s is empty", a.TokenFile)
+		}
+		return Secret(t), nil
+	}
+	return Secret(strings.TrimSpace(getenv("TRIAGE_AUTH_TOKEN"))), nil
+}

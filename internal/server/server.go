@@ -1,0 +1,355 @@
+// Package server is Triage's HTTP surface: the ingest endpoints, the
+// incidents API, health, metrics and the OpenAPI document, behind optional
+// bearer-token auth. Every error is a JSON body with a clear message.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/triage-dev/triage"
+	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/ingest"
+	"github.com/triage-dev/triage/internal/httpx"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI document served at /api/v1/openapi.yaml.
+func OpenAPI() []byte { return openAPI }
+
+// Incidents is what the API needs from the correlation service.
+type Incidents interface {
+	Acknowledge(ctx context.Context, id uint64, actor string) error
+	Resolve(ctx context.Context, id uint64, actor, note string) error
+	Comment(ctx context.Context, id uint64, actor, text string) error
+}
+
+// Reader reads committed incidents.
+type Reader interface {
+	Incidents(f correlate.IncidentFilter) ([]triage.Incident, error)
+	Incident(id uint64) (*triage.Incident, error)
+}
+
+// Options configure the server.
+type Options struct {
+	Ingest    *ingest.HTTP
+	Incidents Incidents
+	Reader    Reader
+	// Token, when not empty, is required as "Authorization: Bearer <token>"
+	// on every /api/ endpoint but the OpenAPI document.
+	Token    string
+	Ready    func() bool
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+}
+
+// Server routes requests.
+type Server struct {
+	opts      Options
+	mux       *http.ServeMux
+	tokenHash [32]byte
+	latency   *prometheus.HistogramVec
+	routes    []string
+}
+
+// New builds the server's routes.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	if opts.Token != "" {
+		s.tokenHash = sha256.Sum256([]byte(opts.Token))
+	}
+	s.latency = promauto.With(opts.Registry).NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "triage_http_request_duration_seconds",
+		Help:    "HTTP request latency by route, method and status code.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "code"})
+
+	s.route("/api/v1/alerts", true, map[string]http.HandlerFunc{"POST": opts.Ingest.Webhook()})
+	s.route("/api/v2/alerts", true, map[string]http.HandlerFunc{"POST": opts.Ingest.PostableAlerts()})
+	s.route("/api/v1/events", true, map[string]http.HandlerFunc{"POST": opts.Ingest.Events()})
+	s.route("/api/v1/incidents", true, map[string]http.HandlerFunc{"GET": s.listIncidents})
+	s.route("/api/v1/incidents/{id}", true, map[string]http.HandlerFunc{"GET": s.getIncident})
+	s.route("/api/v1/incidents/{id}/acknowledge", true, map[string]http.HandlerFunc{"POST": s.acknowledge})
+	s.route("/api/v1/incidents/{id}/resolve", true, map[string]http.HandlerFunc{"POST": s.resolve})
+	s.route("/api/v1/incidents/{id}/comments", true, map[string]http.HandlerFunc{"POST": s.comment})
+	s.route("/api/v1/openapi.yaml", false, map[string]http.HandlerFunc{"GET": serveOpenAPI})
+	s.route("/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz})
+	s.route("/readyz", false, map[string]http.HandlerFunc{"GET": s.readyz})
+	metrics := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+	s.route("/metrics", false, map[string]http.HandlerFunc{"GET": metrics.ServeHTTP})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /api/v1/openapi.yaml)", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Routes lists the path patterns the server serves, for the OpenAPI check.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.opts.Logger.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			httpx.WriteError(w, http.StatusInternalServerError, "internal error")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// route registers a path with one handler per method; other methods get 405.
+func (s *Server) route(pattern string, auth bool, methods map[string]http.HandlerFunc) {
+	s.routes = append(s.routes, pattern)
+	allow := make([]string, 0, len(methods))
+	for m := range methods {
+		allow = append(allow, m)
+	}
+	slices.Sort(allow)
+	allowed := strings.Join(allow, ", ")
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			s.latency.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+		}()
+		h, ok := methods[r.Method]
+		if !ok {
+			rec.Header().Set("Allow", allowed)
+			httpx.WriteError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allowed))
+			return
+		}
+		if auth && !s.authorized(r) {
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="triage"`)
+			httpx.WriteError(rec, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h(rec, r)
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.opts.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) == 1
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openAPI)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Ready != nil && !s.opts.Ready() {
+		httpx.WriteError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// IncidentList is the body of GET /api/v1/incidents.
+type IncidentList struct {
+	Incidents []triage.Incident `json:"incidents"`
+	// NextBefore, when set, is the "before" value that reads the next page.
+	NextBefore uint64 `json:"next_before,omitempty"`
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := correlate.IncidentFilter{Limit: 100}
+	switch st := q.Get("status"); st {
+	case "", "all":
+	case "open", "acknowledged", "resolved":
+		f.Status = triage.IncidentStatus(st)
+	default:
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("status: %q is not open, acknowledged, resolved or all", st))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit: %q is not a number from 1 to 1000", v))
+			return
+		}
+		f.Limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		id, err := triage.ParseIncidentRef(v)
+		if err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, "before: "+err.Error())
+			return
+		}
+		f.BeforeID = id
+	}
+	incs, err := s.opts.Reader.Incidents(f)
+	if err != nil {
+		s.opts.Logger.Error("listing incidents", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "reading incidents failed")
+		return
+	}
+	out := IncidentList{Incidents: incs}
+	if len(incs) == f.Limit {
+		out.NextBefore = incs[len(incs)-1].ID
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
+	id, ok := incidentID(w, r)
+	if ok {
+		s.writeIncident(w, id)
+	}
+}
+
+func (s *Server) writeIncident(w http.ResponseWriter, id uint64) {
+	inc, err := s.opts.Reader.Incident(id)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, inc)
+}
+
+// ActionRequest is the optional body of acknowledge and resolve, and the
+// body of comments (where Text is required).
+type ActionRequest struct {
+	Actor string `json:"actor"`
+	Note  string `json:"note"`
+	Text  string `json:"text"`
+}
+
+func (s *Server) acknowledge(w http.ResponseWriter, r *http.Request) {
+	s.action(w, r, false, func(ctx context.Context, id uint64, req ActionRequest) error {
+		return s.opts.Incidents.Acknowledge(ctx, id, req.Actor)
+	})
+}
+
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	s.action(w, r, false, func(ctx context.Context, id uint64, req ActionRequest) error {
+		return s.opts.Incidents.Resolve(ctx, id, req.Actor, req.Note)
+	})
+}
+
+func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
+	s.action(w, r, true, func(ctx context.Context, id uint64, req ActionRequest) error {
+		return s.opts.Incidents.Comment(ctx, id, req.Actor, req.Text)
+	})
+}
+
+func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
+	do func(context.Context, uint64, ActionRequest) error) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	req, err := decodeAction(r, needText)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := do(r.Context(), id, req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	s.writeIncident(w, id)
+}
+
+const maxActionBody = 64 << 10
+
+func decodeAction(r *http.Request, needText bool) (ActionRequest, error) {
+	var req ActionRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
+	if err != nil {
+		return req, fmt.Errorf("body: %w", err)
+	}
+	if len(body) > maxActionBody {
+		return req, fmt.Errorf("body: larger than %d bytes", maxActionBody)
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, fmt.Errorf("body: want {\"actor\": ..., \"note\": ..., \"text\": ...}: %w", err)
+		}
+	}
+	req.Actor = strings.TrimSpace(req.Actor)
+	if req.Actor == "" {
+		req.Actor = "api"
+	}
+	if len(req.Actor) > 200 {
+		return req, errors.New("actor: longer than 200 bytes")
+	}
+	if needText && strings.TrimSpace(req.Text) == "" {
+		return req, errors.New("text: required")
+	}
+	return req, nil
+}
+
+func incidentID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := triage.ParseIncidentRef(r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, correlate.ErrNotFound):
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, correlate.ErrConflict):
+		httpx.WriteError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, correlate.ErrStopped), errors.Is(err, context.Canceled):
+		httpx.WriteError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.opts.Logger.Error("request failed", "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error: "+err.Error())
+	}
+}

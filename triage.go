@@ -1,0 +1,308 @@
+// Package triage holds the domain vocabulary shared by every other package:
+// events as they arrive, alerts as they are deduplicated, and incidents as
+// they are correlated. It imports no other package of this module.
+package triage
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+)
+
+// AlertStatus is the state of one alert as its sender reports it.
+type AlertStatus string
+
+// Alert states.
+const (
+	AlertFiring   AlertStatus = "firing"
+	AlertResolved AlertStatus = "resolved"
+)
+
+// IncidentStatus is where an incident is in its lifecycle.
+type IncidentStatus string
+
+// Incident states: open → acknowledged → resolved, and back to open on a re-fire.
+const (
+	IncidentOpen         IncidentStatus = "open"
+	IncidentAcknowledged IncidentStatus = "acknowledged"
+	IncidentResolved     IncidentStatus = "resolved"
+)
+
+// Severities, from most to least severe. Others are normalised by NormalizeSeverity.
+const (
+	SeverityCritical = "critical"
+	SeverityError    = "error"
+	SeverityWarning  = "warning"
+	SeverityInfo     = "info"
+)
+
+// Event is one notification about one alert, from any source. It is the unit
+// of ingestion: webhooks, the events API and Kafka all produce Events.
+type Event struct {
+	// Source names the sender kind, e.g. "alertmanager", "prometheus", "api".
+	Source string `json:"source,omitempty"`
+	// Fingerprint identifies the alert; computed from Labels when absent.
+	Fingerprint string            `json:"fingerprint,omitempty"`
+	Status      AlertStatus       `json:"status,omitempty"`
+	Severity    string            `json:"severity,omitempty"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	StartsAt    time.Time         `json:"starts_at,omitzero"`
+	EndsAt      time.Time         `json:"ends_at,omitzero"`
+	// Time is when the notification was sent; the receive time when absent.
+	Time         time.Time `json:"time,omitzero"`
+	GeneratorURL string    `json:"generator_url,omitempty"`
+}
+
+// ErrInvalidEvent is wrapped by every error Normalize returns.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// Limits on one event, so that a hostile sender cannot bloat state.
+const (
+	MaxLabels     = 64
+	MaxLabelBytes = 4096
+)
+
+// Normalize validates e and fills its defaults: fingerprint from labels,
+// status from ends_at, severity from the severity label, times from now.
+// The error names the offending field.
+func (e *Event) Normalize(now time.Time) error {
+	if len(e.Labels) == 0 {
+		return fmt.Errorf("%w: labels: at least one label is required", ErrInvalidEvent)
+	}
+	if len(e.Labels) > MaxLabels {
+		return fmt.Errorf("%w: labels: %d labels, at most %d allowed", ErrInvalidEvent, len(e.Labels), MaxLabels)
+	}
+	for k, v := range e.Labels {
+		if !validLabelName(k) {
+			return fmt.Errorf("%w: labels: invalid label name %q", ErrInvalidEvent, k)
+		}
+		if len(v) > MaxLabelBytes || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: labels: value of %q is not valid UTF-8 of at most %d bytes", ErrInvalidEvent, k, MaxLabelBytes)
+		}
+	}
+	switch e.Status {
+	case AlertFiring, AlertResolved:
+	case "":
+		e.Status = AlertFiring
+		if !e.EndsAt.IsZero() && !e.EndsAt.After(now) {
+			e.Status = AlertResolved
+		}
+	default:
+		return fmt.Errorf("%w: status: %q is not firing or resolved", ErrInvalidEvent, e.Status)
+	}
+	if e.Severity == "" {
+		e.Severity = e.Labels["severity"]
+	}
+	e.Severity = NormalizeSeverity(e.Severity)
+	if e.Fingerprint == "" {
+		e.Fingerprint = Fingerprint(e.Labels)
+	} else if len(e.Fingerprint) > 128 || !utf8.ValidString(e.Fingerprint) {
+		return fmt.Errorf("%w: fingerprint: longer than 128 bytes or not UTF-8", ErrInvalidEvent)
+	}
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	if e.StartsAt.IsZero() {
+		e.StartsAt = e.Time
+	}
+	if !e.EndsAt.IsZero() && e.EndsAt.Before(e.StartsAt) {
+		return fmt.Errorf("%w: ends_at %s is before starts_at %s", ErrInvalidEvent,
+			e.EndsAt.Format(time.RFC3339), e.StartsAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func validLabelName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Fingerprint is the hash Alertmanager computes over an alert's labels
+// (model.LabelSet.Fingerprint), in the same 16-hex-digit form, so that
+// fingerprints from Alertmanager webhooks and computed ones agree.
+func Fingerprint(labels map[string]string) string {
+	ls := make(model.LabelSet, len(labels))
+	for k, v := range labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls.Fingerprint().String()
+}
+
+// NormalizeSeverity maps common severity words to critical, error, warning or
+// info; anything unrecognised becomes warning, and empty stays empty.
+func NormalizeSeverity(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return ""
+	case "critical", "crit", "page", "fatal", "emergency", "alert", "disaster", "p1", "high":
+		return SeverityCritical
+	case "error", "err", "major", "p2":
+		return SeverityError
+	case "info", "informational", "notice", "low", "none", "debug", "ok", "p4", "p5":
+		return SeverityInfo
+	default:
+		return SeverityWarning
+	}
+}
+
+// SeverityRank orders severities: higher is more severe.
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityCritical:
+		return 4
+	case SeverityError:
+		return 3
+	case SeverityWarning:
+		return 2
+	case SeverityInfo:
+		return 1
+	}
+	return 0
+}
+
+// Alert is one deduplicated alert inside an incident.
+type Alert struct {
+	Fingerprint  string            `json:"fingerprint"`
+	IncidentID   uint64            `json:"incident_id"`
+	Source       string            `json:"source,omitempty"`
+	Status       AlertStatus       `json:"status"`
+	Severity     string            `json:"severity,omitempty"`
+	CI           string            `json:"ci,omitempty"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Count        int64             `json:"count"`
+	StartsAt     time.Time         `json:"starts_at"`
+	EndsAt       time.Time         `json:"ends_at,omitzero"`
+	FirstSeen    time.Time         `json:"first_seen"`
+	LastSeen     time.Time         `json:"last_seen"`
+	GeneratorURL string            `json:"generator_url,omitempty"`
+	// Joined says why the alert joined its incident.
+	Joined Explanation `json:"joined"`
+}
+
+// Explanation records why one alert is part of an incident.
+type Explanation struct {
+	Fingerprint string    `json:"fingerprint"`
+	Reason      string    `json:"reason"`
+	Rule        string    `json:"rule,omitempty"`
+	GroupKey    string    `json:"group_key,omitempty"`
+	Path        []string  `json:"path,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// RootCause names the configuration item most likely at fault.
+type RootCause struct {
+	CI     string `json:"ci"`
+	Reason string `json:"reason"`
+}
+
+// Ticket is the incident's issue in an external ticket system.
+type Ticket struct {
+	System string `json:"system"`
+	Key    string `json:"key"`
+	URL    string `json:"url"`
+}
+
+// TimelineEntry is one change in an incident's life.
+type TimelineEntry struct {
+	Seq         uint64    `json:"seq"`
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"`
+	Actor       string    `json:"actor"`
+	Message     string    `json:"message,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+}
+
+// Timeline entry kinds.
+const (
+	KindOpened          = "opened"
+	KindAlertAdded      = "alert_added"
+	KindAlertResolved   = "alert_resolved"
+	KindAlertRefired    = "alert_refired"
+	KindSeverityChanged = "severity_changed"
+	KindAcknowledged    = "acknowledged"
+	KindResolved        = "resolved"
+	KindReopened        = "reopened"
+	KindComment         = "comment"
+)
+
+// ActorSystem is the actor of changes Triage makes on its own.
+const ActorSystem = "triage"
+
+// Incident is a group of alerts that share one cause, with its lifecycle.
+type Incident struct {
+	ID             uint64            `json:"id"`
+	Key            string            `json:"key"`
+	Title          string            `json:"title"`
+	Status         IncidentStatus    `json:"status"`
+	Priority       string            `json:"priority"`
+	Severity       string            `json:"severity"`
+	CI             string            `json:"ci"`
+	Service        string            `json:"service"`
+	GroupKey       string            `json:"group_key"`
+	Labels         map[string]string `json:"labels"`
+	AlertCount     int               `json:"alert_count"`
+	FiringCount    int               `json:"firing_count"`
+	EventCount     int64             `json:"event_count"`
+	OpenedAt       time.Time         `json:"opened_at"`
+	AcknowledgedAt *time.Time        `json:"acknowledged_at"`
+	ResolvedAt     *time.Time        `json:"resolved_at"`
+	// AutoResolveAt is when the incident resolves on its own, set while all
+	// its alerts have resolved and resolve_after has not yet passed.
+	AutoResolveAt *time.Time `json:"auto_resolve_at,omitempty"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	ReopenCount   int        `json:"reopen_count"`
+	RootCause     RootCause  `json:"root_cause"`
+	Ticket        *Ticket    `json:"ticket"`
+	ProblemID     *uint64    `json:"problem_id"`
+	// Alerts, Explanation and Timeline are filled when one incident is read
+	// in full; lists of incidents leave them empty.
+	Alerts      []Alert         `json:"alerts"`
+	Explanation []Explanation   `json:"explanation"`
+	Timeline    []TimelineEntry `json:"timeline"`
+}
+
+// IncidentKey is the human form of an incident id, e.g. INC-42.
+func IncidentKey(id uint64) string { return "INC-" + strconv.FormatUint(id, 10) }
+
+// ParseIncidentRef accepts an incident id ("42") or key ("INC-42").
+func ParseIncidentRef(s string) (uint64, error) {
+	num := strings.TrimPrefix(strings.ToUpper(s), "INC-")
+	id, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("incident reference %q: want a number or INC-<number>", s)
+	}
+	return id, nil
+}
+
+// PriorityForSeverity is the default priority of an incident of the given
+// severity, until an impact × urgency matrix replaces it.
+func PriorityForSeverity(sev string) string {
+	switch sev {
+	case SeverityCritical:
+		return "P1"
+	case SeverityError:
+		return "P2"
+	case SeverityWarning:
+		return "P3"
+	case SeverityInfo:
+		return "P4"
+	}
+	return "P5"
+}
