@@ -74,6 +74,8 @@ type alertState struct {
 	triage.Alert
 	inc   *incidentState
 	dirty bool
+	// expiring is set while an expiry timer is queued for this alert.
+	expiring bool
 }
 
 type incidentState struct {
@@ -164,6 +166,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	res.IncidentID = inc.ID
 	e.alerts[a.Fingerprint] = a
 	e.grouper.Observe(inc.ID, &a.Alert, now)
+	e.setExpiry(a, ev.EndsAt, now)
 	e.markAlert(a)
 	return res
 }
@@ -203,13 +206,10 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 		if end.Before(a.StartsAt) {
 			break // stale: it ended before the occurrence we hold began
 		}
-		a.Status = triage.AlertResolved
-		a.EndsAt = end
-		inc.FiringCount--
-		e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" resolved", a.Fingerprint)
-		if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
-			e.scheduleResolve(inc, now)
-		}
+		e.resolveAlert(a, end, now, "resolved")
+	}
+	if ev.Status == triage.AlertFiring && a.Status == triage.AlertFiring {
+		e.setExpiry(a, ev.EndsAt, now)
 	}
 	if inc.Status != triage.IncidentResolved {
 		e.grouper.Observe(inc.ID, &a.Alert, now)
@@ -220,6 +220,35 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	}
 	e.markAlert(a)
 	e.markIncident(inc)
+}
+
+// resolveAlert marks a firing alert resolved at end and resolves its
+// incident after resolve_after once no alert of it fires.
+func (e *Engine) resolveAlert(a *alertState, end, now time.Time, how string) {
+	inc := a.inc
+	a.Status = triage.AlertResolved
+	a.EndsAt = end
+	inc.FiringCount--
+	inc.UpdatedAt = now
+	e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" "+how, a.Fingerprint)
+	if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
+		e.scheduleResolve(inc, now)
+	}
+	e.markAlert(a)
+	e.markIncident(inc)
+}
+
+// setExpiry records when a firing alert expires unless notified again, as
+// Alertmanager does with the endsAt of alerts Prometheus posts.
+func (e *Engine) setExpiry(a *alertState, endsAt, now time.Time) {
+	if endsAt.IsZero() || !endsAt.After(now) {
+		return
+	}
+	a.EndsAt = endsAt
+	if !a.expiring {
+		a.expiring = true
+		heap.Push(&e.timers, timer{at: endsAt, id: a.IncidentID, fp: a.Fingerprint, kind: timerExpire})
+	}
 }
 
 func (e *Engine) refired(inc *incidentState, a *alertState, now time.Time) {
@@ -346,6 +375,21 @@ func (e *Engine) Tick(now time.Time) {
 			if inc.Status == triage.IncidentResolved && !now.Before(inc.ResolvedAt.Add(e.opts.ReopenWindow)) {
 				e.evict(inc)
 			}
+		case timerExpire:
+			a := e.alerts[t.fp]
+			if a == nil || a.inc != inc {
+				continue
+			}
+			a.expiring = false
+			if a.Status != triage.AlertFiring || a.EndsAt.IsZero() {
+				continue
+			}
+			if a.EndsAt.After(t.at) { // extended since: wait for the new end
+				a.expiring = true
+				heap.Push(&e.timers, timer{at: a.EndsAt, id: inc.ID, fp: a.Fingerprint, kind: timerExpire})
+				continue
+			}
+			e.resolveAlert(a, a.EndsAt, now, "expired: not notified again before its ends_at")
 		}
 	}
 }
@@ -427,6 +471,10 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		a := &alertState{Alert: alerts[i], inc: is}
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
+		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
+			a.expiring = true
+			heap.Push(&e.timers, timer{at: a.EndsAt, id: is.ID, fp: a.Fingerprint, kind: timerExpire})
+		}
 		if is.Status != triage.IncidentResolved {
 			e.grouper.Observe(is.ID, &a.Alert, a.LastSeen)
 		}
@@ -552,11 +600,13 @@ type timerKind uint8
 const (
 	timerResolve timerKind = iota
 	timerEvict
+	timerExpire
 )
 
 type timer struct {
 	at   time.Time
 	id   uint64
+	fp   string // for timerExpire
 	kind timerKind
 }
 

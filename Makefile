@@ -1,0 +1,29 @@
+# Triage developer tasks. `make test` is the test command CI runs.
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: test vet fmt-check unit fuzz-smoke build services
+
+## test: everything CI runs: services, format, vet, race tests, a short fuzz of each decoder
+test: services fmt-check vet unit fuzz-smoke
+
+build:
+	$(GO) build -o bin/triage ./cmd/triage
+
+## services: build or start what the integration tests need (cached between runs)
+services:
+	deploy/dev/alertmanager.sh build
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	ALERTMANAGER_BIN=$$(deploy/dev/alertmanager.sh path) $(GO) test -race -count=1 ./...
+
+fuzz-smoke:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeWebhook$$' -fuzztime=$(FUZZTIME) ./ingest
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePostableAlerts$$' -fuzztime=$(FUZZTIME) ./ingest
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvents$$' -fuzztime=$(FUZZTIME) ./ingest
