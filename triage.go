@@ -69,7 +69,7 @@ const (
 )
 
 // Normalize validates e and fills its defaults: fingerprint from labels,
-// status from ends_at, severity from the severity label, times from now.
+// status from ends_at, severity from the severity label, time from now.
 // The error names the offending field.
 func (e *Event) Normalize(now time.Time) error {
 	if len(e.Labels) == 0 {
@@ -108,10 +108,9 @@ func (e *Event) Normalize(now time.Time) error {
 	if e.Time.IsZero() {
 		e.Time = now
 	}
-	if e.StartsAt.IsZero() {
-		e.StartsAt = e.Time
-	}
-	if !e.EndsAt.IsZero() && e.EndsAt.Before(e.StartsAt) {
+	// A missing StartsAt stays zero: the engine then takes the receive time
+	// for a new alert and does not mistake a repeat for a new occurrence.
+	if !e.EndsAt.IsZero() && !e.StartsAt.IsZero() && e.EndsAt.Before(e.StartsAt) {
 		return fmt.Errorf("%w: ends_at %s is before starts_at %s", ErrInvalidEvent,
 			e.EndsAt.Format(time.RFC3339), e.StartsAt.Format(time.RFC3339))
 	}

@@ -147,7 +147,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 		Labels:       ev.Labels,
 		Annotations:  ev.Annotations,
 		Count:        1,
-		StartsAt:     ev.StartsAt,
+		StartsAt:     orTime(ev.StartsAt, now),
 		FirstSeen:    now,
 		LastSeen:     now,
 		GeneratorURL: ev.GeneratorURL,
@@ -190,7 +190,7 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 			break // a late copy of the occurrence that already resolved
 		}
 		a.Status = triage.AlertFiring
-		a.StartsAt = ev.StartsAt
+		a.StartsAt = orTime(ev.StartsAt, now)
 		a.EndsAt = time.Time{}
 		inc.FiringCount++
 		e.refired(inc, a, now)
@@ -356,8 +356,9 @@ func (e *Engine) evict(inc *incidentState) {
 	e.changes.Evicted = append(e.changes.Evicted, inc.ID)
 }
 
-// Tick runs the timers due at now: auto-resolution and eviction of
-// incidents past their reopen window.
+// Tick runs the timers due at or before now, in order, each at its own due
+// time: alert expiry, auto-resolution, and eviction of incidents past their
+// reopen window. Call it before processing events at now.
 func (e *Engine) Tick(now time.Time) {
 	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
 		t := heap.Pop(&e.timers).(timer)
@@ -369,7 +370,7 @@ func (e *Engine) Tick(now time.Time) {
 		case timerResolve:
 			if inc.Status != triage.IncidentResolved && inc.FiringCount == 0 &&
 				inc.AutoResolveAt != nil && inc.AutoResolveAt.Equal(t.at) {
-				e.resolve(inc, now, triage.ActorSystem, fmt.Sprintf("resolved: all alerts resolved %s ago", e.opts.ResolveAfter))
+				e.resolve(inc, t.at, triage.ActorSystem, fmt.Sprintf("resolved: all alerts resolved for %s", e.opts.ResolveAfter))
 			}
 		case timerEvict:
 			if inc.Status == triage.IncidentResolved && !now.Before(inc.ResolvedAt.Add(e.opts.ReopenWindow)) {
@@ -389,7 +390,7 @@ func (e *Engine) Tick(now time.Time) {
 				heap.Push(&e.timers, timer{at: a.EndsAt, id: inc.ID, fp: a.Fingerprint, kind: timerExpire})
 				continue
 			}
-			e.resolveAlert(a, a.EndsAt, now, "expired: not notified again before its ends_at")
+			e.resolveAlert(a, a.EndsAt, t.at, "expired: not notified again before its ends_at")
 		}
 	}
 }
@@ -587,6 +588,13 @@ func truncate(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func orTime(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}
 
 func orNone(s string) string {
 	if s == "" {

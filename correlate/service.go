@@ -30,7 +30,9 @@ type ServiceOptions struct {
 	MaxBatch int
 	// TickInterval is how often timers (auto-resolve) run without traffic.
 	TickInterval time.Duration
-	// EventRetention is how long the event log keeps events; 0 keeps them forever.
+	// EventRetention is how long the event log keeps every received event
+	// (for audit and export); 0 keeps no event log. Incidents and alerts,
+	// with their counts, are kept either way.
 	EventRetention time.Duration
 }
 
@@ -39,13 +41,14 @@ type ServiceOptions struct {
 // batches, and acknowledged only once on disk: many concurrent senders
 // share one fsync.
 type Service struct {
-	opts    ServiceOptions
-	engine  *Engine
-	in      chan *op
-	stopped chan struct{}
-	running atomic.Bool
-	m       *serviceMetrics
-	log     *slog.Logger
+	opts     ServiceOptions
+	engine   *Engine
+	in       chan *op
+	stopped  chan struct{} // closed when Run stops taking work
+	finished chan struct{} // closed when Run has returned
+	running  atomic.Bool
+	m        *serviceMetrics
+	log      *slog.Logger
 }
 
 type op struct {
@@ -106,11 +109,12 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		opts.TickInterval = time.Second
 	}
 	s := &Service{
-		opts:    opts,
-		in:      make(chan *op, 4096),
-		stopped: make(chan struct{}),
-		m:       newServiceMetrics(opts.Registry),
-		log:     opts.Logger,
+		opts:     opts,
+		in:       make(chan *op, 4096),
+		stopped:  make(chan struct{}),
+		finished: make(chan struct{}),
+		m:        newServiceMetrics(opts.Registry),
+		log:      opts.Logger,
 	}
 	e, err := s.rebuild()
 	if err != nil {
@@ -162,6 +166,11 @@ func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) er
 func (s *Service) do(ctx context.Context, o *op) error {
 	o.done = make(chan error, 1)
 	select {
+	case <-s.stopped:
+		return ErrStopped
+	default:
+	}
+	select {
 	case s.in <- o:
 	case <-s.stopped:
 		return ErrStopped
@@ -171,6 +180,13 @@ func (s *Service) do(ctx context.Context, o *op) error {
 	select {
 	case err := <-o.done:
 		return err
+	case <-s.finished:
+		select {
+		case err := <-o.done:
+			return err
+		default:
+			return ErrStopped // queued after the last drain: not applied
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -181,6 +197,7 @@ func (s *Service) do(ctx context.Context, o *op) error {
 func (s *Service) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
+	defer close(s.finished)
 	tick := time.NewTicker(s.opts.TickInterval)
 	defer tick.Stop()
 	lastPrune := s.opts.Now()
@@ -229,6 +246,7 @@ func (s *Service) collect(batch []*op) []*op {
 
 func (s *Service) step(batch []*op) {
 	now := s.opts.Now()
+	s.engine.Tick(now)
 	var events []triage.Event
 	for _, o := range batch {
 		for i := range o.events {
@@ -248,11 +266,14 @@ func (s *Service) step(batch []*op) {
 			o.err = o.cmd(s.engine, now)
 		}
 	}
-	s.engine.Tick(now)
 	ch := s.engine.Flush()
 	if len(events) > 0 || !ch.Empty() {
 		start := time.Now()
-		err := s.opts.Store.Commit(events, now, &ch, s.engine.LastID())
+		logged := events
+		if s.opts.EventRetention <= 0 {
+			logged = nil
+		}
+		err := s.opts.Store.Commit(logged, now, &ch, s.engine.LastID())
 		s.m.commitSeconds.Observe(time.Since(start).Seconds())
 		s.m.commitEvents.Observe(float64(len(events)))
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -57,7 +58,7 @@ func DecodeWebhook(body []byte) ([]triage.Event, error) {
 		return nil, err
 	}
 	var m WebhookMessage
-	if err := unmarshal(body, &m, false); err != nil {
+	if err := unmarshal(body, &m, false, ""); err != nil {
 		return nil, err
 	}
 	if m.Version != "" && m.Version != "4" {
@@ -102,11 +103,11 @@ func DecodePostableAlerts(body []byte) ([]triage.Event, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
-	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) > 0 && b[0] != '[' {
-		return nil, decodeErr("type", "body: want a JSON array of alerts")
+	if b := bytes.TrimLeft(body, " \t\r\n"); b[0] != '[' && json.Valid(body) {
+		return nil, decodeErr("type", "body: want a JSON array of alerts, got %s", jsonKind(b[0]))
 	}
 	var alerts []PostableAlert
-	if err := unmarshal(body, &alerts, false); err != nil {
+	if err := unmarshal(body, &alerts, false, "alerts"); err != nil {
 		return nil, err
 	}
 	events := make([]triage.Event, len(alerts))
@@ -133,17 +134,23 @@ func DecodeEvents(body []byte) ([]triage.Event, error) {
 	var events []triage.Event
 	switch {
 	case len(b) > 0 && b[0] == '[':
-		if err := unmarshal(body, &events, true); err != nil {
+		if err := unmarshal(body, &events, true, "events"); err != nil {
 			return nil, err
 		}
 	case len(b) > 0 && b[0] == '{':
 		var ev triage.Event
-		if err := unmarshal(body, &ev, true); err != nil {
+		if err := unmarshal(body, &ev, true, ""); err != nil {
 			return nil, err
 		}
 		events = []triage.Event{ev}
+	case json.Valid(body):
+		return nil, decodeErr("type", "body: want a JSON object or an array of objects, got %s", jsonKind(b[0]))
 	default:
-		return nil, decodeErr("type", "body: want a JSON object or an array of objects")
+		var ev triage.Event
+		if err := unmarshal(body, &ev, true, ""); err != nil {
+			return nil, err // the syntax error
+		}
+		return nil, decodeErr("syntax", "body: not JSON")
 	}
 	for i := range events {
 		if events[i].Source == "" {
@@ -151,6 +158,23 @@ func DecodeEvents(body []byte) ([]triage.Event, error) {
 		}
 	}
 	return events, nil
+}
+
+// jsonKind names the kind of a valid JSON value by its first byte.
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 func checkBody(body []byte) error {
@@ -164,17 +188,30 @@ func checkBody(body []byte) error {
 }
 
 // unmarshal decodes exactly one JSON value and turns encoding/json's errors
-// into messages that name the field.
-func unmarshal(body []byte, v any, strict bool) error {
+// into messages that name the field. root names a top-level array's
+// elements in messages, e.g. "alerts" for alerts[3].startsAt.
+func unmarshal(body []byte, v any, strict bool, root string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		if !errors.As(err, &syn) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			// The value is well-formed but does not fit v: find where.
+			if de := locate(body, reflect.TypeOf(v).Elem(), strict, root); de != nil {
+				return de
+			}
+		}
 		return jsonError(err)
 	}
+	end := dec.InputOffset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return decodeErr("syntax", "body: unexpected data after the JSON value at byte %d", dec.InputOffset())
+		for end < int64(len(body)) && strings.IndexByte(" \t\r\n", body[end]) >= 0 {
+			end++
+		}
+		// Bytes count from 1, as in encoding/json's syntax errors.
+		return decodeErr("syntax", "body: unexpected data after the JSON value at byte %d", end+1)
 	}
 	return nil
 }
@@ -193,13 +230,14 @@ func jsonError(err error) error {
 		}
 		return decodeErr("type", "%s: expected %s, got JSON %s", field, typeName(typ.Type.String()), typ.Value)
 	case errors.As(err, &tim):
-		return decodeErr("type", "time %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", tim.Value)
+		return decodeErr("type", "time %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", clip(tim.Value))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return decodeErr("syntax", "body: truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return decodeErr("unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return decodeErr("syntax", "body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	// Anything else is a value that does not fit its field.
+	return decodeErr("type", "body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func typeName(t string) string {

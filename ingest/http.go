@@ -64,7 +64,7 @@ func NewHTTP(opts HTTPOptions, m *Metrics) *HTTP {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 4 << 20
+		opts.MaxBodyBytes = 16 << 20
 	}
 	return &HTTP{opts: opts, m: m}
 }
@@ -110,7 +110,11 @@ func (h *HTTP) handler(source string, decode func([]byte) ([]triage.Event, error
 		}
 		if len(events) > 0 {
 			if err := h.opts.Sink.Submit(r.Context(), events); err != nil {
-				h.opts.Logger.Warn("events not stored", "source", source, "events", len(events), "err", err)
+				level := slog.LevelWarn
+				if errors.Is(err, context.Canceled) {
+					level = slog.LevelDebug // the sender went away; it will resend
+				}
+				h.opts.Logger.Log(r.Context(), level, "events not acknowledged", "source", source, "events", len(events), "err", err)
 				httpx.WriteError(w, http.StatusServiceUnavailable, "events not stored, retry: "+err.Error())
 				return
 			}

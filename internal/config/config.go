@@ -70,7 +70,7 @@ func Default() *Config {
 	return &Config{
 		Listen:  "127.0.0.1:9400",
 		DataDir: "./triage-data",
-		HTTP:    HTTP{MaxBodyBytes: 4 << 20},
+		HTTP:    HTTP{MaxBodyBytes: 16 << 20},
 		Correlation: Correlation{
 			Window:       Duration(10 * time.Minute),
 			GroupBy:      []string{"alertname", "service"},
@@ -78,7 +78,7 @@ func Default() *Config {
 			ReopenWindow: Duration(30 * time.Minute),
 			CILabels:     []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
 		},
-		Store: Store{EventRetention: Duration(7 * 24 * time.Hour), MaxBatch: 20000},
+		Store: Store{EventRetention: 0, MaxBatch: 20000},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -160,7 +160,7 @@ func (c *Config) Validate() []fieldError {
 		add("correlation.reopen_window", "must not be negative")
 	}
 	if c.Store.EventRetention < 0 {
-		add("store.event_retention", "must not be negative (0 keeps events forever)")
+		add("store.event_retention", "must not be negative (0 keeps no event log)")
 	}
 	if c.Store.MaxBatch < 1 {
 		add("store.max_batch", "must be at least 1")

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -135,7 +136,7 @@ func (s *Server) route(pattern string, auth bool, methods map[string]http.Handle
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
-			s.latency.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+			s.latency.WithLabelValues(pattern, methodLabel(r.Method), strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
 		h, ok := methods[r.Method]
 		if !ok {
@@ -152,12 +153,24 @@ func (s *Server) route(pattern string, auth bool, methods map[string]http.Handle
 	})
 }
 
+// methodLabel bounds the method label of metrics: a client can send any
+// token as a method, and each would otherwise make a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 func (s *Server) authorized(r *http.Request) bool {
 	if s.opts.Token == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	// The auth scheme is case-insensitive (RFC 9110 section 11.1).
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(got)))
@@ -290,7 +303,11 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
 	}
 	req, err := decodeAction(r, needText)
 	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		httpx.WriteError(w, code, err.Error())
 		return
 	}
 	if err := do(r.Context(), id, req); err != nil {
@@ -302,6 +319,8 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
 
 const maxActionBody = 64 << 10
 
+var errTooLarge = errors.New("larger than the limit")
+
 func decodeAction(r *http.Request, needText bool) (ActionRequest, error) {
 	var req ActionRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
@@ -309,13 +328,20 @@ func decodeAction(r *http.Request, needText bool) (ActionRequest, error) {
 		return req, fmt.Errorf("body: %w", err)
 	}
 	if len(body) > maxActionBody {
-		return req, fmt.Errorf("body: larger than %d bytes", maxActionBody)
+		return req, fmt.Errorf("body: %w of %d bytes", errTooLarge, maxActionBody)
+	}
+	if !utf8.Valid(body) {
+		return req, errors.New("body: not valid UTF-8")
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
+		const want = `body: want {"actor": ..., "note": ..., "text": ...}`
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			return req, fmt.Errorf("body: want {\"actor\": ..., \"note\": ..., \"text\": ...}: %w", err)
+			return req, fmt.Errorf("%s: %w", want, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return req, fmt.Errorf("%s: unexpected data after the JSON object", want)
 		}
 	}
 	req.Actor = strings.TrimSpace(req.Actor)

@@ -1,0 +1,100 @@
+package correlate
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/triage-dev/triage"
+)
+
+// Memory keeps the Engine's changes in memory, the way the Store keeps them
+// on disk. Replays and tests read incidents from it.
+type Memory struct {
+	incidents map[uint64]triage.Incident
+	alerts    map[uint64]map[string]triage.Alert
+	timeline  map[uint64][]triage.TimelineEntry
+	seq       uint64
+}
+
+// NewMemory returns an empty Memory.
+func NewMemory() *Memory {
+	return &Memory{
+		incidents: make(map[uint64]triage.Incident),
+		alerts:    make(map[uint64]map[string]triage.Alert),
+		timeline:  make(map[uint64][]triage.TimelineEntry),
+	}
+}
+
+// Apply records one Flush's changes.
+func (m *Memory) Apply(ch Changes) {
+	for _, inc := range ch.Incidents {
+		m.incidents[inc.ID] = *inc
+	}
+	for _, a := range ch.Alerts {
+		byFP := m.alerts[a.IncidentID]
+		if byFP == nil {
+			byFP = make(map[string]triage.Alert)
+			m.alerts[a.IncidentID] = byFP
+		}
+		byFP[a.Fingerprint] = *a
+	}
+	for _, t := range ch.Timeline {
+		m.seq++
+		t.Entry.Seq = m.seq
+		m.timeline[t.IncidentID] = append(m.timeline[t.IncidentID], t.Entry)
+	}
+}
+
+// Incidents returns every incident in id order, in full.
+func (m *Memory) Incidents() []triage.Incident {
+	out := make([]triage.Incident, 0, len(m.incidents))
+	for id, inc := range m.incidents {
+		for _, a := range m.alerts[id] {
+			inc.Alerts = append(inc.Alerts, a)
+		}
+		slices.SortFunc(inc.Alerts, func(a, b triage.Alert) int {
+			if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Fingerprint, b.Fingerprint)
+		})
+		inc.Explanation = make([]triage.Explanation, len(inc.Alerts))
+		for i := range inc.Alerts {
+			inc.Explanation[i] = inc.Alerts[i].Joined
+		}
+		inc.Timeline = append([]triage.TimelineEntry{}, m.timeline[id]...)
+		out = append(out, inc)
+	}
+	slices.SortFunc(out, func(a, b triage.Incident) int { return cmpU64(a.ID, b.ID) })
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Replay runs normalised events through e on a clock taken from the events:
+// each event happens at its Time (never earlier than the event before it),
+// and timers run as the clock passes them. It returns the final state.
+func Replay(e *Engine, events []triage.Event) *Memory {
+	m := NewMemory()
+	var now time.Time
+	for i := range events {
+		if t := events[i].Time; t.After(now) {
+			now = t
+		}
+		e.Tick(now)
+		e.Process(&events[i], now)
+		m.Apply(e.Flush())
+	}
+	e.Tick(now)
+	m.Apply(e.Flush())
+	return m
+}

@@ -1,0 +1,296 @@
+package correlate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/triage-dev/triage"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+type testService struct {
+	*Service
+	store *Store
+	reg   *prometheus.Registry
+	clock *fakeClock
+	stop  func()
+	// startLater runs the service when it was created with start false.
+	startLater func()
+}
+
+func newTestService(t *testing.T, dir string, opts Options, start bool) *testService {
+	t.Helper()
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: t0}
+	reg := prometheus.NewRegistry()
+	svc, err := NewService(ServiceOptions{
+		Store: st,
+		NewEngine: func() *Engine {
+			return NewEngine(opts, NewLabelGrouper([]string{"alertname", "service"}, 10*time.Minute))
+		},
+		Now:            clock.Now,
+		Registry:       reg,
+		TickInterval:   time.Hour, // tests tick by submitting
+		EventRetention: 24 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testService{Service: svc, store: st, reg: reg, clock: clock}
+	var once sync.Once
+	var started bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	ts.stop = func() {
+		once.Do(func() {
+			cancel()
+			if started {
+				<-done
+			}
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	run := func() {
+		started = true
+		go func() {
+			defer close(done)
+			_ = svc.Run(ctx)
+		}()
+	}
+	if start {
+		run()
+	} else {
+		ts.startLater = run
+	}
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func event(labels ...string) triage.Event {
+	ev := triage.Event{Labels: map[string]string{}}
+	for i := 0; i+1 < len(labels); i += 2 {
+		ev.Labels[labels[i]] = labels[i+1]
+	}
+	return ev
+}
+
+func normalized(t *testing.T, now time.Time, evs ...triage.Event) []triage.Event {
+	t.Helper()
+	for i := range evs {
+		if err := evs[i].Normalize(now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := Options{ResolveAfter: 5 * time.Minute, ReopenWindow: 30 * time.Minute}
+
+	s := newTestService(t, dir, opts, true)
+	if err := s.Submit(ctx, normalized(t, t0,
+		event("alertname", "X", "service", "orders", "instance", "a"),
+		event("alertname", "X", "service", "orders", "instance", "b"),
+		event("alertname", "Y", "service", "payments"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Acknowledge(ctx, 1, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Set(t0.Add(time.Minute))
+	resolved := event("alertname", "Y", "service", "payments")
+	resolved.Status = triage.AlertResolved
+	if err := s.Submit(ctx, normalized(t, s.clock.Now(), resolved)); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+
+	// A new process: same data dir, fresh engine rebuilt from the store.
+	s2 := newTestService(t, dir, opts, true)
+	s2.clock.Set(t0.Add(2 * time.Minute))
+	if err := s2.Submit(ctx, normalized(t, s2.clock.Now(),
+		event("alertname", "X", "service", "orders", "instance", "a"), // duplicate
+		event("alertname", "X", "service", "orders", "instance", "c"), // joins INC-1
+		event("alertname", "Z", "service", "orders"))); err != nil {   // new: INC-3, not a reused id
+		t.Fatal(err)
+	}
+	inc, err := s2.store.Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.AlertCount != 3 || inc.EventCount != 4 || inc.Status != triage.IncidentAcknowledged {
+		t.Fatalf("INC-1 after restart: alerts %d events %d status %s, want 3, 4, acknowledged", inc.AlertCount, inc.EventCount, inc.Status)
+	}
+	incs, err := s2.store.Incidents(IncidentFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(incs) != 3 || incs[0].Key != "INC-3" {
+		t.Fatalf("incidents after restart: %d, newest %s; want 3, INC-3", len(incs), incs[0].Key)
+	}
+	// The auto-resolve timer of INC-2 survived the restart.
+	s2.clock.Set(t0.Add(7 * time.Minute))
+	if err := s2.Submit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if inc, _ := s2.store.Incident(2); inc.Status != triage.IncidentResolved || !inc.ResolvedAt.Equal(t0.Add(6*time.Minute)) {
+		t.Fatalf("INC-2 status %s resolved_at %v, want resolved at 10:06", inc.Status, inc.ResolvedAt)
+	}
+	kinds := ""
+	for _, e := range inc.Timeline {
+		kinds += e.Kind + " "
+	}
+	if kinds != "opened alert_added acknowledged alert_added " {
+		t.Fatalf("INC-1 timeline: %s", kinds)
+	}
+	logged, err := s2.store.Events(0, 100)
+	if err != nil || len(logged) != 7 {
+		t.Fatalf("event log has %d events (%v), want 7", len(logged), err)
+	}
+}
+
+func TestConcurrentSubmissionsShareOneCommit(t *testing.T) {
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, false)
+	const senders = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for i := 0; i < senders; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Submit(context.Background(), normalized(t, t0, event("alertname", "X", "instance", fmt.Sprint(i))))
+		}()
+	}
+	// Hold the service back until every sender has queued its events.
+	for len(s.in) < senders {
+		time.Sleep(time.Millisecond)
+	}
+	s.startLater()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := testutil.CollectAndCount(s.reg, "triage_store_commit_duration_seconds"); n != 1 {
+		t.Fatalf("commit histogram series = %d", n)
+	}
+	commits := histogramCount(t, s.reg, "triage_store_commit_duration_seconds")
+	if commits != 1 {
+		t.Fatalf("%d senders caused %d commits, want 1 shared commit", senders, commits)
+	}
+	if got := testutil.ToFloat64(s.m.events); got != senders {
+		t.Fatalf("events applied = %v", got)
+	}
+}
+
+func TestSubmitAfterStopFails(t *testing.T) {
+	s := newTestService(t, t.TempDir(), Options{}, true)
+	s.stop()
+	err := s.Submit(context.Background(), normalized(t, t0, event("alertname", "X")))
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("submit after stop: %v, want ErrStopped", err)
+	}
+}
+
+func TestCommentOnEvictedIncident(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: 0, ReopenWindow: time.Minute}, true)
+	ev := event("alertname", "X")
+	if err := s.Submit(ctx, normalized(t, t0, ev)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resolve(ctx, 1, "alice", "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Set(t0.Add(time.Hour)) // past the reopen window: evicted at the next step
+	if err := s.Submit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.engine.LiveAlerts() != 0 {
+		t.Fatal("incident not evicted")
+	}
+	if err := s.Comment(ctx, 1, "bob", "postmortem on Monday"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Comment(ctx, 99, "bob", "nothing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("comment on unknown incident: %v", err)
+	}
+	inc, err := s.store.Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := inc.Timeline[len(inc.Timeline)-1]
+	if last.Kind != triage.KindComment || last.Actor != "bob" || last.Message != "postmortem on Monday" {
+		t.Fatalf("last timeline entry %+v", last)
+	}
+}
+
+func TestPruneEvents(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < 5; i++ {
+		if err := st.Commit(normalized(t, t0, event("alertname", "X")), t0.Add(time.Duration(i)*time.Hour), &Changes{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := st.PruneEvents(t0.Add(150*time.Minute), 100)
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v), want 3", n, err)
+	}
+	left, _ := st.Events(0, 10)
+	if len(left) != 2 || left[0].Seq != 4 || !left[0].ReceivedAt.Equal(t0.Add(3*time.Hour)) {
+		t.Fatalf("left %+v", left)
+	}
+}
+
+func histogramCount(t *testing.T, g prometheus.Gatherer, name string) uint64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
