@@ -204,7 +204,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(c); err != nil {
-			return nil, yamlErrors(file, err)
+			errs := yamlErrors(file, err)
+			for i := range errs {
+				if p := pathAt(&root, errs[i].Line); p != "" && !strings.HasPrefix(errs[i].Msg, "unknown key") {
+					errs[i].Msg = p + ": " + errs[i].Msg
+				}
+			}
+			return nil, errs
 		}
 	}
 	var errs Errors
@@ -232,7 +238,7 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func yamlErrors(file string, err error) error {
+func yamlErrors(file string, err error) Errors {
 	var te *yaml.TypeError
 	lines := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -291,6 +297,35 @@ func lineOf(root *yaml.Node, path string) int {
 	return line
 }
 
+// pathAt is the dotted key path of the deepest key on a line, or "".
+func pathAt(n *yaml.Node, line int) string {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if sub := pathAt(v, line); sub != "" {
+				return k.Value + "." + sub
+			}
+			if k.Line == line {
+				return k.Value
+			}
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			if sub := pathAt(v, line); sub != "" {
+				return strconv.Itoa(i) + "." + sub
+			}
+			if v.Line == line {
+				return strconv.Itoa(i)
+			}
+		}
+	}
+	return ""
+}
+
 // Duration is a time.Duration written as "90s", "10m", "1h30m" or "0".
 type Duration time.Duration
 
@@ -298,7 +333,8 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration such as 90s or 10m", n.Line)
+		// A TypeError lets the decoder go on and report every problem.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as 90s or 10m", n.Line)}}
 	}
 	if s == "0" {
 		*d = 0
@@ -306,7 +342,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration such as 90s, 10m or 1h30m", n.Line, s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration such as 90s, 10m or 1h30m", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadFull(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:9400" || c.DataDir != filepath.Join("testdata", "state") {
+		t.Fatalf("listen %q data_dir %q (relative paths resolve against the file's dir)", c.Listen, c.DataDir)
+	}
+	k := c.Correlation
+	if k.Window.D() != 15*time.Minute || k.ResolveAfter.D() != 0 || k.ReopenWindow.D() != time.Hour ||
+		strings.Join(k.GroupBy, ",") != "alertname,cluster,service" || len(k.CILabels) != 3 {
+		t.Fatalf("correlation %+v", k)
+	}
+	if c.Store.EventRetention.D() != 24*time.Hour || c.Store.MaxBatch != 5000 || c.HTTP.MaxBodyBytes != 1<<20 {
+		t.Fatalf("store %+v http %+v", c.Store, c.HTTP)
+	}
+	tok, err := c.Auth.ResolveToken(func(string) string { return "from-env" })
+	if err != nil || tok != "s3cr3t" {
+		t.Fatalf("token %q %v: token_file wins over the environment", tok, err)
+	}
+}
+
+func TestDefaultsOverlay(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("correlation:\n  window: 3m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Correlation.Window.D() != 3*time.Minute || c.Correlation.ResolveAfter != d.Correlation.ResolveAfter ||
+		strings.Join(c.Correlation.GroupBy, ",") != "alertname,service" || c.Listen != d.Listen {
+		t.Fatalf("unset keys must keep their defaults: %+v", c.Correlation)
+	}
+	if _, err := Parse("empty.yaml", nil); err != nil {
+		t.Fatalf("an empty file is the defaults: %v", err)
+	}
+}
+
+func TestErrorsPointAtFileLine(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown top-level key", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{"t.yaml:2: unknown key listen_addr"}},
+		{"unknown nested key", "correlation:\n  window: 1m\n  windw: 2m\n", []string{"t.yaml:3: unknown key windw"}},
+		{"bad duration", "correlation:\n  resolve_after: 5 minutes\n", []string{"t.yaml:2:", `"5 minutes" is not a duration`}},
+		{"wrong type", "store:\n  max_batch: many\n", []string{"t.yaml:2:", "max_batch"}},
+		{"negative duration", "correlation:\n  reopen_window: -1m\n", []string{"t.yaml:2: correlation.reopen_window: must not be negative"}},
+		{"bad label in list", "correlation:\n  group_by:\n    - alertname\n    - bad-label\n", []string{"t.yaml:4: correlation.group_by.1:", `"bad-label"`}},
+		{"bad listen", "listen: nocolon\n", []string{"t.yaml:1: listen:"}},
+		{"bad log level", "log:\n  level: loud\n", []string{"t.yaml:2: log.level:"}},
+		{"syntax error", "correlation: [\n", []string{"t.yaml:"}},
+		{"token and token_file", "auth:\n  token: a\n  token_file: /etc/x\n", []string{"t.yaml:3: auth.token_file: set either"}},
+		{"missing token file", "auth:\n  token_file: /nonexistent/token\n", []string{"t.yaml:2: auth.token_file:", "no such file"}},
+		{"two problems", "listen: x\nstore:\n  max_batch: 0\n", []string{"t.yaml:1: listen:", "t.yaml:3: store.max_batch"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %T is not Errors", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	a := Auth{Token: "hunter2"}
+	js, _ := a.Token.MarshalJSON()
+	y, _ := a.Token.MarshalYAML()
+	for _, s := range []string{a.Token.String(), string(js), y.(string)} {
+		if strings.Contains(s, "hunter2") {
+			t.Fatalf("secret printed: %s", s)
+		}
+	}
+}
+
+func TestTokenFromEnvironment(t *testing.T) {
+	tok, err := Auth{}.ResolveToken(func(k string) string {
+		if k == "TRIAGE_AUTH_TOKEN" {
+			return " abc \n"
+		}
+		return ""
+	})
+	if err != nil || tok != "abc" {
+		t.Fatalf("token %q %v", tok, err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Auth{TokenFile: empty}).ResolveToken(os.Getenv); err == nil {
+		t.Fatal("an empty token file must be an error, not an open API")
+	}
+}
