@@ -94,7 +94,10 @@ func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time) Assignment {
 
 // Observe implements Grouper.
 func (g *LabelGrouper) Observe(id uint64, a *triage.Alert, now time.Time) {
-	key := g.Key(a.Labels)
+	key := a.Joined.GroupKey // set from Assign; saves rebuilding it per notification
+	if key == "" {
+		key = g.Key(a.Labels)
+	}
 	grp := g.groups[key]
 	switch {
 	case grp == nil || grp.id < id:

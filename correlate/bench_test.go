@@ -1,0 +1,114 @@
+package correlate
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/triage-dev/triage"
+)
+
+// benchEvents builds n normalised events over `unique` distinct alerts in
+// 200 groups.
+func benchEvents(b *testing.B, n, unique int) []triage.Event {
+	b.Helper()
+	evs := make([]triage.Event, n)
+	for i := range evs {
+		k := i % unique
+		evs[i] = triage.Event{Source: "alertmanager", Labels: map[string]string{
+			"alertname": fmt.Sprintf("Alert%d", k%20),
+			"service":   fmt.Sprintf("svc%d", k%10),
+			"instance":  fmt.Sprintf("10.0.%d.%d:9100", k/250, k%250),
+			"job":       "node",
+			"severity":  "warning",
+		}, Annotations: map[string]string{"summary": "something is wrong"}}
+		if err := evs[i].Normalize(t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return evs
+}
+
+// BenchmarkEngineDuplicates: the hot path of a storm of repeats, one goroutine.
+func BenchmarkEngineDuplicates(b *testing.B) {
+	evs := benchEvents(b, 100000, 1000)
+	e := NewEngine(Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, NewLabelGrouper([]string{"alertname", "service"}, time.Hour))
+	for i := range evs[:1000] {
+		e.Process(&evs[i], t0)
+	}
+	e.Flush()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Process(&evs[i%len(evs)], t0)
+		if i%1000 == 999 {
+			e.Flush()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEngineNewAlerts: every event a new alert, grouped into incidents.
+func BenchmarkEngineNewAlerts(b *testing.B) {
+	evs := benchEvents(b, 200000, 200000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var e *Engine
+	for i := 0; i < b.N; i++ {
+		if i%len(evs) == 0 {
+			b.StopTimer()
+			e = NewEngine(Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, NewLabelGrouper([]string{"alertname", "service"}, time.Hour))
+			b.StartTimer()
+		}
+		e.Process(&evs[i%len(evs)], t0)
+		if i%1000 == 999 {
+			e.Flush()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEngineMemoryPerAlert reports the heap held per live alert.
+func BenchmarkEngineMemoryPerAlert(b *testing.B) {
+	const n = 100000
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		evs := benchEvents(b, n, n)
+		e := NewEngine(Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, NewLabelGrouper([]string{"alertname", "service"}, time.Hour))
+		for j := range evs {
+			e.Process(&evs[j], t0)
+		}
+		e.Flush()
+		evs = nil // the engine keeps what it needs of the events
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/alert")
+		runtime.KeepAlive(e)
+	}
+}
+
+// BenchmarkStoreCommit: one durable commit of 200 changed alerts with
+// their incidents, as a batch of webhook posts produces.
+func BenchmarkStoreCommit(b *testing.B) {
+	st, err := OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	evs := benchEvents(b, 20000, 20000)
+	e := NewEngine(Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, NewLabelGrouper([]string{"alertname", "service"}, time.Hour))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := 0; j < 200; j++ {
+			e.Process(&evs[(i*200+j)%len(evs)], t0)
+		}
+		ch := e.Flush()
+		if err := st.Commit(nil, t0, &ch, e.LastID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
