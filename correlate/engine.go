@@ -12,7 +12,9 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,9 +53,13 @@ type Result struct {
 // Changes are the records the Engine changed since the last Flush. The
 // pointers stay owned by the Engine and are valid until its next call.
 type Changes struct {
-	Alerts    []*triage.Alert
-	Incidents []*triage.Incident
-	Timeline  []TimelineChange
+	// Alerts changed state: status, severity, count, times.
+	Alerts []*triage.Alert
+	// AlertDetails need their full record written: new alerts and alerts
+	// whose annotations or generator URL changed. They are also in Alerts.
+	AlertDetails []*triage.Alert
+	Incidents    []*triage.Incident
+	Timeline     []TimelineChange
 	// Evicted incidents left the live set: they are resolved and past the
 	// reopen window, so no event can change them any more.
 	Evicted []uint64
@@ -73,7 +79,12 @@ type TimelineChange struct {
 type alertState struct {
 	triage.Alert
 	inc   *incidentState
-	dirty bool
+	dirty bool // state (status, count, times) changed since the last Flush
+	// detail is set while the alert's full record (labels, annotations)
+	// must be written; once written, annotations and the generator URL are
+	// dropped from memory and only their hash is kept to notice a change.
+	detail     bool
+	detailHash uint64
 	// expiring is set while an expiry timer is queued for this alert.
 	expiring bool
 }
@@ -97,6 +108,7 @@ type Engine struct {
 	changes   Changes
 	dirtyA    []*alertState
 	dirtyI    []*incidentState
+	shed      []*alertState // details written at the last Flush: drop them from memory
 }
 
 // NewEngine returns an empty engine that groups alerts with g.
@@ -167,7 +179,8 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	e.alerts[a.Fingerprint] = a
 	e.grouper.Observe(inc.ID, &a.Alert, now)
 	e.setExpiry(a, ev.EndsAt, now)
-	e.markAlert(a)
+	a.detailHash = detailHash(a.Annotations, a.GeneratorURL)
+	e.markDetail(a)
 	return res
 }
 
@@ -176,11 +189,12 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	inc := a.inc
 	a.Count++
 	a.LastSeen = now
-	if len(ev.Annotations) > 0 {
-		a.Annotations = ev.Annotations
-	}
-	if ev.GeneratorURL != "" {
-		a.GeneratorURL = ev.GeneratorURL
+	if len(ev.Annotations) > 0 || ev.GeneratorURL != "" {
+		if h := detailHash(ev.Annotations, ev.GeneratorURL); h != a.detailHash {
+			a.detailHash = h
+			a.Annotations, a.GeneratorURL = ev.Annotations, ev.GeneratorURL
+			e.markDetail(a)
+		}
 	}
 	inc.EventCount++
 	inc.UpdatedAt = now
@@ -470,6 +484,8 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 	is.Alerts, is.Explanation, is.Timeline = nil, nil, nil
 	for i := range alerts {
 		a := &alertState{Alert: alerts[i], inc: is}
+		a.detailHash = detailHash(a.Annotations, a.GeneratorURL)
+		a.Annotations, a.GeneratorURL = nil, ""
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
 		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
@@ -505,10 +521,21 @@ func (e *Engine) SetLastID(id uint64) {
 
 // Flush returns the changes since the last Flush and starts a new set.
 func (e *Engine) Flush() Changes {
+	for _, a := range e.shed {
+		if !a.detail { // written by the caller since: keep only the hash
+			a.Annotations, a.GeneratorURL = nil, ""
+		}
+	}
+	e.shed = e.shed[:0]
 	c := e.changes
 	for _, a := range e.dirtyA {
 		a.dirty = false
 		c.Alerts = append(c.Alerts, &a.Alert)
+		if a.detail {
+			a.detail = false
+			c.AlertDetails = append(c.AlertDetails, &a.Alert)
+			e.shed = append(e.shed, a)
+		}
 	}
 	for _, inc := range e.dirtyI {
 		inc.dirty = false
@@ -523,6 +550,11 @@ func (e *Engine) markAlert(a *alertState) {
 		a.dirty = true
 		e.dirtyA = append(e.dirtyA, a)
 	}
+}
+
+func (e *Engine) markDetail(a *alertState) {
+	a.detail = true
+	e.markAlert(a)
 }
 
 func (e *Engine) markIncident(inc *incidentState) {
@@ -588,6 +620,24 @@ func truncate(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// detailHash identifies an alert's annotations and generator URL.
+func detailHash(ann map[string]string, url string) uint64 {
+	keys := make([]string, 0, len(ann))
+	for k := range ann {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0xff})
+		h.Write([]byte(ann[k]))
+		h.Write([]byte{0xfe})
+	}
+	h.Write([]byte(url))
+	return h.Sum64()
+}
 
 func orTime(t, def time.Time) time.Time {
 	if t.IsZero() {

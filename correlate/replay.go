@@ -37,7 +37,13 @@ func (m *Memory) Apply(ch Changes) {
 			byFP = make(map[string]triage.Alert)
 			m.alerts[a.IncidentID] = byFP
 		}
-		byFP[a.Fingerprint] = *a
+		if old, ok := byFP[a.Fingerprint]; ok {
+			setState(&old, a)
+			byFP[a.Fingerprint] = old
+		}
+	}
+	for _, a := range ch.AlertDetails {
+		m.alerts[a.IncidentID][a.Fingerprint] = *a
 	}
 	for _, t := range ch.Timeline {
 		m.seq++
@@ -97,4 +103,14 @@ func Replay(e *Engine, events []triage.Event) *Memory {
 	e.Tick(now)
 	m.Apply(e.Flush())
 	return m
+}
+
+// setState copies the fields of an alert that change with notifications.
+func setState(dst, src *triage.Alert) {
+	dst.Status = src.Status
+	dst.Severity = src.Severity
+	dst.Count = src.Count
+	dst.StartsAt = src.StartsAt
+	dst.EndsAt = src.EndsAt
+	dst.LastSeen = src.LastSeen
 }

@@ -294,3 +294,68 @@ func histogramCount(t *testing.T, g prometheus.Gatherer, name string) uint64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+func TestAlertDetailsWrittenOnceAndOnChange(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, true)
+	withAnn := func(summary string) triage.Event {
+		ev := event("alertname", "X", "service", "orders")
+		ev.Annotations = map[string]string{"summary": summary}
+		ev.GeneratorURL = "http://prom/graph"
+		return ev
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.Submit(ctx, normalized(t, t0, withAnn("first"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc, err := s.store.Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := inc.Alerts[0]; a.Count != 3 || a.Annotations["summary"] != "first" || a.GeneratorURL != "http://prom/graph" {
+		t.Fatalf("stored alert %+v: want count 3 with its annotations", a)
+	}
+	if n := len(s.engine.alerts); n != 1 {
+		t.Fatalf("%d live alerts", n)
+	}
+	for _, a := range s.engine.alerts {
+		if a.Annotations != nil || a.GeneratorURL != "" {
+			t.Fatal("annotations of a written alert are still held in memory")
+		}
+	}
+	if err := s.Submit(ctx, normalized(t, t0, withAnn("second"))); err != nil {
+		t.Fatal(err)
+	}
+	inc, _ = s.store.Incident(1)
+	if a := inc.Alerts[0]; a.Count != 4 || a.Annotations["summary"] != "second" {
+		t.Fatalf("stored alert %+v: want count 4 and the changed annotation", a)
+	}
+	if inc.Title != "first" {
+		t.Fatalf("title %q: the incident keeps the title it opened with", inc.Title)
+	}
+}
+
+func TestAlertStateEncoding(t *testing.T) {
+	tests := []triage.Alert{
+		{Status: triage.AlertFiring, Count: 1, StartsAt: t0, LastSeen: t0.Add(time.Second), Severity: "critical"},
+		{Status: triage.AlertResolved, Count: 1 << 40, StartsAt: t0, EndsAt: t0.Add(time.Hour), LastSeen: t0.Add(time.Hour)},
+		{Status: triage.AlertFiring},
+	}
+	for _, a := range tests {
+		var got triage.Alert
+		if err := decodeState(encodeState(&a), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != a.Status || got.Count != a.Count || !got.StartsAt.Equal(a.StartsAt) ||
+			!got.EndsAt.Equal(a.EndsAt) || !got.LastSeen.Equal(a.LastSeen) || got.Severity != a.Severity {
+			t.Errorf("round trip of %+v gave %+v", a, got)
+		}
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 2}, {1, 0, 0x80}} {
+		var a triage.Alert
+		if err := decodeState(bad, &a); err == nil {
+			t.Errorf("decodeState(%v) accepted malformed input", bad)
+		}
+	}
+}

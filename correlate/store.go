@@ -19,11 +19,12 @@ import (
 
 var (
 	bucketMeta      = []byte("meta")
-	bucketEvents    = []byte("events")    // seq → receive time (8 bytes, unix ns) + event JSON
-	bucketIncidents = []byte("incidents") // id → incident JSON (no alerts, timeline)
-	bucketLive      = []byte("live")      // id → nothing: incidents the engine holds
-	bucketAlerts    = []byte("alerts")    // id + fingerprint → alert JSON
-	bucketTimeline  = []byte("timeline")  // id + seq → entry JSON
+	bucketEvents    = []byte("events")      // seq → receive time (8 bytes, unix ns) + event JSON
+	bucketIncidents = []byte("incidents")   // id → incident JSON (no alerts, timeline)
+	bucketLive      = []byte("live")        // id → nothing: incidents the engine holds
+	bucketAlerts    = []byte("alerts")      // id + fingerprint → alert JSON, written when new or its details change
+	bucketAlertSt   = []byte("alert_state") // id + fingerprint → the alert's changing state, binary (see encodeState)
+	bucketTimeline  = []byte("timeline")    // id + seq → entry JSON
 
 	keyLastID = []byte("last_incident_id")
 	keySchema = []byte("schema_version")
@@ -56,7 +57,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketTimeline} {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -102,6 +103,7 @@ func (s *Store) Commit(events []triage.Event, received time.Time, ch *Changes, l
 			return nil
 		}
 		ib, lb, ab, tb := tx.Bucket(bucketIncidents), tx.Bucket(bucketLive), tx.Bucket(bucketAlerts), tx.Bucket(bucketTimeline)
+		sb := tx.Bucket(bucketAlertSt)
 		for _, inc := range ch.Incidents {
 			if err := putJSON(ib, u64(inc.ID), inc); err != nil {
 				return err
@@ -110,8 +112,13 @@ func (s *Store) Commit(events []triage.Event, received time.Time, ch *Changes, l
 				return err
 			}
 		}
-		for _, a := range ch.Alerts {
+		for _, a := range ch.AlertDetails {
 			if err := putJSON(ab, alertKey(a.IncidentID, a.Fingerprint), a); err != nil {
+				return err
+			}
+		}
+		for _, a := range ch.Alerts {
+			if err := sb.Put(alertKey(a.IncidentID, a.Fingerprint), encodeState(a)); err != nil {
 				return err
 			}
 		}
@@ -161,13 +168,13 @@ func (s *Store) Restore(e *Engine) error {
 		if v := tx.Bucket(bucketMeta).Get(keyLastID); v != nil {
 			e.SetLastID(binary.BigEndian.Uint64(v))
 		}
-		ib, ab := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts)
+		ib := tx.Bucket(bucketIncidents)
 		return tx.Bucket(bucketLive).ForEach(func(k, _ []byte) error {
 			var inc triage.Incident
 			if err := getJSON(ib, k, &inc); err != nil {
 				return err
 			}
-			alerts, err := readAlerts(ab, inc.ID)
+			alerts, err := readAlerts(tx, inc.ID)
 			if err != nil {
 				return err
 			}
@@ -222,7 +229,7 @@ func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 		if err := getJSON(ib, u64(id), &inc); err != nil {
 			return err
 		}
-		alerts, err := readAlerts(tx.Bucket(bucketAlerts), id)
+		alerts, err := readAlerts(tx, id)
 		if err != nil {
 			return err
 		}
@@ -296,14 +303,20 @@ func (s *Store) PruneEvents(cutoff time.Time, max int) (int, error) {
 	return n, nil
 }
 
-func readAlerts(ab *bolt.Bucket, id uint64) ([]triage.Alert, error) {
+func readAlerts(tx *bolt.Tx, id uint64) ([]triage.Alert, error) {
 	alerts := []triage.Alert{}
-	c := ab.Cursor()
+	c := tx.Bucket(bucketAlerts).Cursor()
+	sb := tx.Bucket(bucketAlertSt)
 	prefix := u64(id)
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var a triage.Alert
 		if err := json.Unmarshal(v, &a); err != nil {
 			return nil, fmt.Errorf("decoding alert %s of %s: %w", k[8:], triage.IncidentKey(id), err)
+		}
+		if st := sb.Get(k); st != nil {
+			if err := decodeState(st, &a); err != nil {
+				return nil, fmt.Errorf("decoding state of alert %s of %s: %w", k[8:], triage.IncidentKey(id), err)
+			}
 		}
 		alerts = append(alerts, a)
 	}
@@ -340,4 +353,62 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 		return fmt.Errorf("decoding %T %x: %w", v, k, err)
 	}
 	return nil
+}
+
+// encodeState writes the fields of an alert that change with every
+// notification compactly: repeats rewrite ~40 bytes, not the whole alert.
+// Layout: version, status, count, starts_at, ends_at, last_seen (varints,
+// times in Unix ns, 0 for none), severity.
+func encodeState(a *triage.Alert) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, 1)
+	if a.Status == triage.AlertResolved {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendVarint(b, a.Count)
+	for _, t := range []time.Time{a.StartsAt, a.EndsAt, a.LastSeen} {
+		b = binary.AppendVarint(b, unixNano(t))
+	}
+	return append(b, a.Severity...)
+}
+
+var errBadState = errors.New("malformed alert state")
+
+func decodeState(b []byte, a *triage.Alert) error {
+	if len(b) < 2 || b[0] != 1 {
+		return errBadState
+	}
+	a.Status = triage.AlertFiring
+	if b[1] == 1 {
+		a.Status = triage.AlertResolved
+	}
+	b = b[2:]
+	var vals [4]int64
+	for i := range vals {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return errBadState
+		}
+		vals[i], b = v, b[n:]
+	}
+	a.Count = vals[0]
+	a.StartsAt, a.EndsAt, a.LastSeen = fromUnixNano(vals[1]), fromUnixNano(vals[2]), fromUnixNano(vals[3])
+	a.Severity = string(b)
+	return nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
 }
