@@ -64,8 +64,11 @@ var ErrInvalidEvent = errors.New("invalid event")
 
 // Limits on one event, so that a hostile sender cannot bloat state.
 const (
-	MaxLabels     = 64
-	MaxLabelBytes = 4096
+	MaxLabels          = 64
+	MaxLabelBytes      = 4096
+	MaxAnnotations     = 64
+	MaxAnnotationBytes = 64 << 10 // all annotations of one event together
+	MaxFieldBytes      = 4096     // source, generator_url
 )
 
 // Normalize validates e and fills its defaults: fingerprint from labels,
@@ -85,6 +88,20 @@ func (e *Event) Normalize(now time.Time) error {
 		if len(v) > MaxLabelBytes || !utf8.ValidString(v) {
 			return fmt.Errorf("%w: labels: value of %q is not valid UTF-8 of at most %d bytes", ErrInvalidEvent, k, MaxLabelBytes)
 		}
+	}
+	size := 0
+	for k, v := range e.Annotations {
+		size += len(k) + len(v)
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: annotations: %q is not valid UTF-8", ErrInvalidEvent, k)
+		}
+	}
+	if len(e.Annotations) > MaxAnnotations || size > MaxAnnotationBytes {
+		return fmt.Errorf("%w: annotations: %d annotations of %d bytes, at most %d of %d bytes allowed",
+			ErrInvalidEvent, len(e.Annotations), size, MaxAnnotations, MaxAnnotationBytes)
+	}
+	if len(e.Source) > MaxFieldBytes || len(e.GeneratorURL) > MaxFieldBytes {
+		return fmt.Errorf("%w: source and generator_url: at most %d bytes", ErrInvalidEvent, MaxFieldBytes)
 	}
 	switch e.Status {
 	case AlertFiring, AlertResolved:
@@ -117,19 +134,10 @@ func (e *Event) Normalize(now time.Time) error {
 	return nil
 }
 
+// validLabelName accepts what Prometheus 3 and Alertmanager 0.28+ accept:
+// any non-empty UTF-8 name (e.g. service.name), up to 256 bytes.
 func validLabelName(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 256 && utf8.ValidString(s)
 }
 
 // Fingerprint is the hash Alertmanager computes over an alert's labels

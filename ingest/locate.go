@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -20,7 +21,7 @@ import (
 // case-insensitively, null fits anything, and unknown keys are errors only
 // when strict.
 func locate(body []byte, t reflect.Type, strict bool, root string) *DecodeError {
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	l := &locator{dec: dec, strict: strict, fields: map[reflect.Type][]jsonField{}}
 	return l.value(t, root)

@@ -65,11 +65,12 @@ type Options struct {
 
 // Server routes requests.
 type Server struct {
-	opts      Options
-	mux       *http.ServeMux
-	tokenHash [32]byte
-	latency   *prometheus.HistogramVec
-	routes    []string
+	opts         Options
+	mux          *http.ServeMux
+	tokenHash    [32]byte
+	latency      *prometheus.HistogramVec
+	authFailures prometheus.Counter
+	routes       []string
 }
 
 // New builds the server's routes.
@@ -86,6 +87,10 @@ func New(opts Options) *Server {
 		Help:    "HTTP request latency by route, method and status code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route", "method", "code"})
+	s.authFailures = promauto.With(opts.Registry).NewCounter(prometheus.CounterOpts{
+		Name: "triage_http_auth_failures_total",
+		Help: "Requests refused for a missing or wrong bearer token.",
+	})
 
 	s.route("/api/v1/alerts", true, map[string]http.HandlerFunc{"POST": opts.Ingest.Webhook()})
 	s.route("/api/v2/alerts", true, map[string]http.HandlerFunc{"POST": opts.Ingest.PostableAlerts()})
@@ -105,6 +110,9 @@ func New(opts Options) *Server {
 	})
 	return s
 }
+
+// AuthFailures counts requests refused for a missing or wrong token.
+func (s *Server) AuthFailures() prometheus.Counter { return s.authFailures }
 
 // Routes lists the path patterns the server serves, for the OpenAPI check.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
@@ -126,6 +134,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route registers a path with one handler per method; other methods get 405.
 func (s *Server) route(pattern string, auth bool, methods map[string]http.HandlerFunc) {
 	s.routes = append(s.routes, pattern)
+	if get, ok := methods["GET"]; ok {
+		methods["HEAD"] = get // net/http discards the body of HEAD responses
+	}
 	allow := make([]string, 0, len(methods))
 	for m := range methods {
 		allow = append(allow, m)
@@ -138,15 +149,17 @@ func (s *Server) route(pattern string, auth bool, methods map[string]http.Handle
 		defer func() {
 			s.latency.WithLabelValues(pattern, methodLabel(r.Method), strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
+		if auth && !s.authorized(r) {
+			s.authFailures.Inc()
+			s.opts.Logger.Debug("unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="triage"`)
+			httpx.WriteError(rec, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
 		h, ok := methods[r.Method]
 		if !ok {
 			rec.Header().Set("Allow", allowed)
 			httpx.WriteError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allowed))
-			return
-		}
-		if auth && !s.authorized(r) {
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="triage"`)
-			httpx.WriteError(rec, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		h(rec, r)
@@ -376,6 +389,6 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpx.WriteError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		s.opts.Logger.Error("request failed", "err", err)
-		httpx.WriteError(w, http.StatusInternalServerError, "internal error: "+err.Error())
+		httpx.WriteError(w, http.StatusInternalServerError, "internal error (logged)")
 	}
 }
