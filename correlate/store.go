@@ -108,8 +108,11 @@ func (s *Store) Commit(events []triage.Event, received time.Time, ch *Changes, l
 			if err := putJSON(ib, u64(inc.ID), inc); err != nil {
 				return err
 			}
-			if err := lb.Put(u64(inc.ID), nil); err != nil {
-				return err
+			// Only dirty the pages of what changed: each page written costs fsync time.
+			if !hasKey(lb, u64(inc.ID)) {
+				if err := lb.Put(u64(inc.ID), nil); err != nil {
+					return err
+				}
 			}
 		}
 		for _, a := range ch.AlertDetails {
@@ -138,7 +141,11 @@ func (s *Store) Commit(events []triage.Event, received time.Time, ch *Changes, l
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyLastID, u64(lastID))
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyLastID); v == nil || binary.BigEndian.Uint64(v) != lastID {
+			return meta.Put(keyLastID, u64(lastID))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("committing state: %w", err)
@@ -328,6 +335,11 @@ func readAlerts(tx *bolt.Tx, id uint64) ([]triage.Alert, error) {
 		return strings.Compare(a.Fingerprint, b.Fingerprint)
 	})
 	return alerts, nil
+}
+
+func hasKey(b *bolt.Bucket, k []byte) bool {
+	found, _ := b.Cursor().Seek(k)
+	return bytes.Equal(found, k)
 }
 
 func alertKey(id uint64, fp string) []byte {
