@@ -112,3 +112,18 @@ func TestTokenFromEnvironment(t *testing.T) {
 		t.Fatal("an empty token file must be an error, not an open API")
 	}
 }
+
+// The example shipped in deploy/examples must stay valid, and its values
+// must be the defaults it claims to show (except where it says otherwise).
+func TestShippedExampleIsValid(t *testing.T) {
+	c, err := Load("../../deploy/examples/triage.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Correlation.Window != d.Correlation.Window || c.Correlation.ResolveAfter != d.Correlation.ResolveAfter ||
+		c.Correlation.ReopenWindow != d.Correlation.ReopenWindow || c.HTTP != d.HTTP || c.Store != d.Store ||
+		strings.Join(c.Correlation.CILabels, ",") != strings.Join(d.Correlation.CILabels, ",") {
+		t.Fatalf("the example's values drifted from the defaults it documents: %+v", c)
+	}
+}
