@@ -12,31 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/triage-dev/triage"
+	"github.com/triage-dev/triage/internal/testenv"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 type testService struct {
 	*Service
 	store *Store
 	reg   *prometheus.Registry
-	clock *fakeClock
+	clock *testenv.Clock
 	stop  func()
 	// startLater runs the service when it was created with start false.
 	startLater func()
@@ -48,7 +31,7 @@ func newTestService(t *testing.T, dir string, opts Options, start bool) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: t0}
+	clock := testenv.NewClock(t0)
 	reg := prometheus.NewRegistry()
 	svc, err := NewService(ServiceOptions{
 		Store: st,

@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -253,8 +252,8 @@ type wantIncident struct {
 // e2e is one test's Triage and Alertmanager, with their logs for failure messages.
 type e2e struct {
 	t        *testing.T
-	triLog   syncBuffer
-	amLog    syncBuffer
+	triLog   testenv.SyncBuffer
+	amLog    testenv.SyncBuffer
 	amConfig string
 }
 
@@ -632,25 +631,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for a subprocess's output goroutines,
-// slog and the test reading it at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func tail(s string, n int) string {

@@ -28,6 +28,7 @@ import (
 	"github.com/triage-dev/triage/internal/app"
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/server"
+	"github.com/triage-dev/triage/internal/testenv"
 )
 
 const daemonEnv = "TRIAGE_TEST_DAEMON_DIR"
@@ -68,7 +69,7 @@ func runDaemon(dir string) int {
 type daemon struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *testenv.SyncBuffer
 }
 
 func startDaemon(t *testing.T, dir string) *daemon {
@@ -78,10 +79,10 @@ func startDaemon(t *testing.T, dir string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{logs: &bytes.Buffer{}}
+	d := &daemon{logs: &testenv.SyncBuffer{}}
 	d.cmd = exec.Command(exe, "-test.run=^$")
 	d.cmd.Env = append(os.Environ(), daemonEnv+"="+dir)
-	d.cmd.Stderr = &syncWriter{w: d.logs}
+	d.cmd.Stderr = d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,17 +99,6 @@ func startDaemon(t *testing.T, dir string) *daemon {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return d
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *syncWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // crashAlert k of group g: 20 groups (alertname × service), alerts repeat

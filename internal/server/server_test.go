@@ -29,46 +29,12 @@ import (
 	"github.com/triage-dev/triage/ingest"
 	"github.com/triage-dev/triage/internal/httpx"
 	"github.com/triage-dev/triage/internal/server"
+	"github.com/triage-dev/triage/internal/testenv"
 )
 
 // start is the test clock's first reading: after the fixtures' startsAt,
 // before the Prometheus fixture's endsAt.
 var start = time.Date(2026, 11, 24, 23, 58, 0, 0, time.UTC)
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink shared by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type options struct {
 	Token        string
@@ -85,15 +51,15 @@ type env struct {
 	store *correlate.Store
 	svc   *correlate.Service
 	srv   *server.Server
-	clock *clock
-	logs  *syncBuffer
+	clock *testenv.Clock
+	logs  *testenv.SyncBuffer
 	// stopService stops the correlation service, as at shutdown.
 	stopService func()
 }
 
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
-	e := &env{t: t, token: o.Token, clock: &clock{t: start}, logs: &syncBuffer{}}
+	e := &env{t: t, token: o.Token, clock: testenv.NewClock(start), logs: &testenv.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 
