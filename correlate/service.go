@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,50 +22,74 @@ var ErrStopped = errors.New("correlation service stopped")
 // ServiceOptions configure a Service.
 type ServiceOptions struct {
 	Store *Store
-	// NewEngine builds an empty engine; the service calls it at start and
-	// again to rebuild state from the store after a failed commit.
+	// WALDir holds the write-ahead log; DataDir/wal in the daemon.
+	WALDir string
+	// WALSegmentBytes is the size at which the log starts a new segment file.
+	WALSegmentBytes int64
+	// NewEngine builds an empty engine, which the service fills from the store.
 	NewEngine func() *Engine
 	Now       func() time.Time
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
-	// MaxBatch caps the events applied and committed in one transaction.
+	// MaxBatch caps the events applied and logged in one step.
 	MaxBatch int
 	// TickInterval is how often timers (auto-resolve) run without traffic.
 	TickInterval time.Duration
+	// CheckpointInterval is how long logged records gather before they are
+	// applied to the store in one transaction (sooner when a reader waits).
+	CheckpointInterval time.Duration
 	// EventRetention is how long the event log keeps every received event
 	// (for audit and export); 0 keeps no event log. Incidents and alerts,
 	// with their counts, are kept either way.
 	EventRetention time.Duration
 }
 
-// Service owns the Engine and the Store. Submissions from any goroutine are
-// applied in arrival order by one goroutine (Run), committed together in
-// batches, and acknowledged only once on disk: many concurrent senders
-// share one fsync.
+// Service owns the Engine, the write-ahead log and the Store. Submissions
+// from any goroutine are applied in arrival order by one goroutine (Run);
+// each step's writes go to the log as one record, fsynced, and only then
+// are the submitters answered: many concurrent senders share one small
+// sequential write. A checkpointer goroutine applies logged records to the
+// Store in batches; after a crash, the records the Store lacks are replayed
+// from the log at start. Readers call Sync to see every write acknowledged
+// before their read began.
 type Service struct {
 	opts     ServiceOptions
 	engine   *Engine
+	wal      *WAL
+	builder  recordBuilder
 	in       chan *op
+	ckpt     chan *Record
 	stopped  chan struct{} // closed when Run stops taking work
 	finished chan struct{} // closed when Run has returned
 	running  atomic.Bool
 	m        *serviceMetrics
 	log      *slog.Logger
+
+	logged  atomic.Uint64 // LSN of the last record on disk
+	mu      sync.Mutex
+	applied uint64        // LSN of the last record in the Store
+	advance chan struct{} // closed and replaced when applied moves
+	syncReq chan struct{} // a reader waits: checkpoint now
+	ckptErr error         // the checkpointer's last error, nil when healthy
+
+	noCheckpoint bool // tests: drop records instead of applying them (a crash before any checkpoint)
 }
 
 type op struct {
 	events []triage.Event
 	cmd    func(e *Engine, now time.Time) error
-	// archived runs after the commit when cmd found no live incident.
-	archived func(s *Store, now time.Time) error
+	// archived, when cmd found no live incident, returns the timeline entry
+	// to record on an incident that only the Store holds.
+	archived func(now time.Time) triage.TimelineEntry
+	id       uint64
 	err      error
 	done     chan error
 }
 
 type serviceMetrics struct {
-	events, duplicates, opened, ignored, commitErrors prometheus.Counter
-	open, liveAlerts                                  prometheus.Gauge
-	commitSeconds, commitEvents                       prometheus.Histogram
+	events, duplicates, opened, ignored, ckptErrors prometheus.Counter
+	open, liveAlerts, walSegments                   prometheus.Gauge
+	walSeconds, ckptSeconds, stepEvents             prometheus.Histogram
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -77,21 +103,25 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Incidents opened."}),
 		ignored: f.NewCounter(prometheus.CounterOpts{Name: "triage_correlate_ignored_total",
 			Help: "Resolved notifications for alerts never seen firing."}),
-		commitErrors: f.NewCounter(prometheus.CounterOpts{Name: "triage_store_commit_errors_total",
-			Help: "Failed state commits; their senders got an error."}),
+		ckptErrors: f.NewCounter(prometheus.CounterOpts{Name: "triage_store_checkpoint_errors_total",
+			Help: "Failed checkpoints of the write-ahead log into the store; retried."}),
 		open: f.NewGauge(prometheus.GaugeOpts{Name: "triage_correlate_incidents_open",
 			Help: "Incidents not resolved."}),
 		liveAlerts: f.NewGauge(prometheus.GaugeOpts{Name: "triage_correlate_alerts_live",
 			Help: "Alerts held in memory (their incidents are open or within the reopen window)."}),
-		commitSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_commit_duration_seconds",
-			Help: "Time to commit one batch durably.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		commitEvents: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_commit_events",
-			Help: "Events per committed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		walSegments: f.NewGauge(prometheus.GaugeOpts{Name: "triage_store_wal_segments",
+			Help: "Write-ahead log segment files not yet released by a checkpoint."}),
+		walSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_wal_append_duration_seconds",
+			Help: "Time to write and fsync one step's record to the write-ahead log.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		ckptSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_checkpoint_duration_seconds",
+			Help: "Time to apply a batch of logged records to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		stepEvents: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_step_events",
+			Help: "Events applied and logged per step (one fsync).", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 	}
 }
 
-// NewService rebuilds the live state from the store and returns a service
-// ready to Run.
+// NewService replays the write-ahead log into the store, rebuilds the live
+// state from the store, and returns a service ready to Run.
 func NewService(opts ServiceOptions) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -108,34 +138,73 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	if opts.TickInterval <= 0 {
 		opts.TickInterval = time.Second
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Second
+	}
+	if opts.WALDir == "" {
+		return nil, errors.New("correlate: ServiceOptions.WALDir is required")
+	}
 	s := &Service{
 		opts:     opts,
 		in:       make(chan *op, 4096),
+		ckpt:     make(chan *Record, 256),
 		stopped:  make(chan struct{}),
 		finished: make(chan struct{}),
+		advance:  make(chan struct{}),
+		syncReq:  make(chan struct{}, 1),
 		m:        newServiceMetrics(opts.Registry),
 		log:      opts.Logger,
 	}
-	e, err := s.rebuild()
+	pos, err := opts.Store.Positions()
+	if err != nil {
+		return nil, fmt.Errorf("reading store positions: %w", err)
+	}
+	var pending []*Record
+	w, err := OpenWAL(opts.WALDir, pos.WALLSN, opts.WALSegmentBytes, func(r *Record) error {
+		pending = append(pending, r)
+		return nil
+	})
 	if err != nil {
 		return nil, err
+	}
+	if len(pending) > 0 {
+		if err := opts.Store.Apply(pending); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("replaying the write-ahead log: %w", err)
+		}
+		s.log.Info("replayed the write-ahead log", "records", len(pending), "from", pending[0].LSN, "to", pending[len(pending)-1].LSN)
+		if pos, err = opts.Store.Positions(); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("reading store positions: %w", err)
+		}
+	}
+	if err := w.Release(pos.WALLSN); err != nil {
+		s.log.Warn("releasing wal segments", "err", err)
+	}
+	s.wal = w
+	s.builder = recordBuilder{pos: pos}
+	s.applied = pos.WALLSN
+	s.logged.Store(pos.WALLSN)
+	e := opts.NewEngine()
+	if err := opts.Store.Restore(e); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("restoring state: %w", err)
 	}
 	s.engine = e
 	s.m.open.Set(float64(e.OpenIncidents()))
 	s.m.liveAlerts.Set(float64(e.LiveAlerts()))
+	s.m.walSegments.Set(float64(w.Segments()))
 	return s, nil
 }
 
-func (s *Service) rebuild() (*Engine, error) {
-	e := s.opts.NewEngine()
-	if err := s.opts.Store.Restore(e); err != nil {
-		return nil, fmt.Errorf("restoring state: %w", err)
-	}
-	return e, nil
+// Ready reports whether the service is running, accepting work, and able
+// to checkpoint.
+func (s *Service) Ready() bool {
+	s.mu.Lock()
+	healthy := s.ckptErr == nil
+	s.mu.Unlock()
+	return s.running.Load() && healthy
 }
-
-// Ready reports whether the service is running and accepting work.
-func (s *Service) Ready() bool { return s.running.Load() }
 
 // Submit applies events and returns once they and their effects are
 // durable. An error means the events may or may not have been applied;
@@ -156,11 +225,43 @@ func (s *Service) Resolve(ctx context.Context, id uint64, actor, note string) er
 
 // Comment adds a comment to an incident's timeline, live or not.
 func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) error {
-	o := &op{cmd: func(e *Engine, now time.Time) error { return e.Comment(id, actor, text, now) }}
-	o.archived = func(st *Store, now time.Time) error {
-		return st.AppendTimeline(id, triage.TimelineEntry{Time: now, Kind: triage.KindComment, Actor: actor, Message: text})
+	o := &op{id: id, cmd: func(e *Engine, now time.Time) error { return e.Comment(id, actor, text, now) }}
+	o.archived = func(now time.Time) triage.TimelineEntry {
+		return triage.TimelineEntry{Time: now, Kind: triage.KindComment, Actor: actor, Message: text}
 	}
 	return s.do(ctx, o)
+}
+
+// Sync waits until the Store holds every write acknowledged before the
+// call, so that a read after it sees them.
+func (s *Service) Sync(ctx context.Context) error {
+	target := s.logged.Load()
+	for {
+		s.mu.Lock()
+		if s.applied >= target {
+			s.mu.Unlock()
+			return nil
+		}
+		wait := s.advance
+		s.mu.Unlock()
+		select {
+		case s.syncReq <- struct{}{}:
+		default: // a request is already pending
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.finished:
+			s.mu.Lock()
+			ok := s.applied >= target
+			s.mu.Unlock()
+			if ok {
+				return nil
+			}
+			return ErrStopped
+		}
+	}
 }
 
 func (s *Service) do(ctx context.Context, o *op) error {
@@ -193,11 +294,26 @@ func (s *Service) do(ctx context.Context, o *op) error {
 }
 
 // Run applies submissions until ctx is cancelled, then finishes what was
-// already queued and returns. Stop the producers (HTTP, Kafka) first.
-func (s *Service) Run(ctx context.Context) error {
+// already queued, checkpoints everything into the store and returns. Stop
+// the producers (HTTP, Kafka) first. It returns an error when the
+// write-ahead log cannot be written: the process should then stop, and a
+// restart recovers from the log.
+func (s *Service) Run(ctx context.Context) (err error) {
 	s.running.Store(true)
-	defer s.running.Store(false)
-	defer close(s.finished)
+	ckptDone := make(chan struct{})
+	go func() {
+		defer close(ckptDone)
+		s.checkpointer()
+	}()
+	defer func() {
+		close(s.ckpt)
+		<-ckptDone
+		if cerr := s.wal.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the write-ahead log: %w", cerr)
+		}
+		s.running.Store(false)
+		close(s.finished)
+	}()
 	tick := time.NewTicker(s.opts.TickInterval)
 	defer tick.Stop()
 	lastPrune := s.opts.Now()
@@ -212,13 +328,19 @@ func (s *Service) Run(ctx context.Context) error {
 				if len(batch) == 0 {
 					return nil
 				}
-				s.step(batch)
+				if err := s.step(batch); err != nil {
+					return err
+				}
 			}
 		case o := <-s.in:
 			batch = s.collect([]*op{o})
 		case <-tick.C:
 		}
-		s.step(batch)
+		if err := s.step(batch); err != nil {
+			close(s.stopped)
+			s.failQueued(err)
+			return err
+		}
 		if s.opts.EventRetention > 0 && s.opts.Now().Sub(lastPrune) >= time.Minute {
 			lastPrune = s.opts.Now()
 			s.prune(lastPrune)
@@ -244,7 +366,15 @@ func (s *Service) collect(batch []*op) []*op {
 	return batch
 }
 
-func (s *Service) step(batch []*op) {
+func (s *Service) failQueued(err error) {
+	for _, o := range s.collect(nil) {
+		o.done <- err
+	}
+}
+
+// step applies a batch at one instant, logs its writes as one record and
+// answers the batch. An error is fatal: the engine is ahead of the log.
+func (s *Service) step(batch []*op) error {
 	now := s.opts.Now()
 	s.engine.Tick(now)
 	var events []triage.Event
@@ -267,37 +397,138 @@ func (s *Service) step(batch []*op) {
 		}
 	}
 	ch := s.engine.Flush()
-	if len(events) > 0 || !ch.Empty() {
-		start := time.Now()
-		logged := events
-		if s.opts.EventRetention <= 0 {
-			logged = nil
+	for _, o := range batch {
+		if o.archived != nil && errors.Is(o.err, ErrNotFound) {
+			o.err = s.archive(o, now, &ch)
 		}
-		err := s.opts.Store.Commit(logged, now, &ch, s.engine.LastID())
-		s.m.commitSeconds.Observe(time.Since(start).Seconds())
-		s.m.commitEvents.Observe(float64(len(events)))
+	}
+	applied := len(events)
+	if s.opts.EventRetention <= 0 {
+		events = nil
+	}
+	if len(events) > 0 || !ch.Empty() {
+		rec, err := s.builder.build(events, now, &ch, s.engine.LastID())
+		if err == nil {
+			start := time.Now()
+			err = s.wal.Append(rec)
+			s.m.walSeconds.Observe(time.Since(start).Seconds())
+		}
 		if err != nil {
-			s.m.commitErrors.Inc()
-			s.log.Error("commit failed; rebuilding state from the store", "err", err, "events", len(events))
-			if e, rerr := s.rebuild(); rerr == nil {
-				s.engine = e
-			} else {
-				s.log.Error("rebuilding state failed", "err", rerr)
-			}
+			err = fmt.Errorf("logging a step: %w", err)
+			s.log.Error("cannot write the write-ahead log; stopping", "err", err)
 			for _, o := range batch {
 				o.done <- err
 			}
-			return
+			return err
 		}
+		s.m.stepEvents.Observe(float64(applied))
+		s.logged.Store(rec.LSN)
+		s.ckpt <- rec // blocks when the checkpointer lags far behind: backpressure
 	}
 	s.m.open.Set(float64(s.engine.OpenIncidents()))
 	s.m.liveAlerts.Set(float64(s.engine.LiveAlerts()))
 	for _, o := range batch {
-		if o.archived != nil && errors.Is(o.err, ErrNotFound) {
-			o.err = o.archived(s.opts.Store, now)
-		}
 		o.done <- o.err
 	}
+	return nil
+}
+
+// archive records a timeline entry on an incident only the Store holds:
+// it waits for the checkpoint to catch up, then looks the incident up.
+func (s *Service) archive(o *op, now time.Time, ch *Changes) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Sync(ctx); err != nil {
+		return fmt.Errorf("waiting for the store: %w", err)
+	}
+	ok, err := s.opts.Store.HasIncident(o.id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", triage.IncidentKey(o.id), ErrNotFound)
+	}
+	ch.Timeline = append(ch.Timeline, TimelineChange{IncidentID: o.id, Entry: o.archived(now)})
+	return nil
+}
+
+// checkpointer applies logged records to the store until the channel
+// closes. It gathers records for CheckpointInterval (or until a reader
+// waits in Sync, or MaxPending records) so that one bbolt transaction
+// covers many steps: an alert repeated a hundred times is written once. It
+// retries failures and releases log segments the store no longer needs.
+func (s *Service) checkpointer() {
+	var pending []*Record
+	tick := time.NewTicker(s.opts.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case rec, ok := <-s.ckpt:
+			if !ok {
+				s.checkpoint(pending)
+				return
+			}
+			if !s.noCheckpoint {
+				pending = append(pending, rec)
+			}
+			if len(pending) < maxPending {
+				continue
+			}
+		case <-tick.C:
+		case <-s.syncReq:
+			// A reader waits: take what is queued and write now.
+			for drained := false; !drained; {
+				select {
+				case rec, ok := <-s.ckpt:
+					if !ok {
+						s.checkpoint(pending)
+						return
+					}
+					if !s.noCheckpoint {
+						pending = append(pending, rec)
+					}
+				default:
+					drained = true
+				}
+			}
+		}
+		s.checkpoint(pending)
+		pending = pending[:0]
+	}
+}
+
+// maxPending bounds the records a checkpoint waits for.
+const maxPending = 4096
+
+func (s *Service) checkpoint(batch []*Record) {
+	if len(batch) == 0 {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := s.opts.Store.Apply(batch)
+		s.m.ckptSeconds.Observe(time.Since(start).Seconds())
+		s.mu.Lock()
+		s.ckptErr = err
+		if err == nil {
+			s.applied = batch[len(batch)-1].LSN
+			close(s.advance)
+			s.advance = make(chan struct{})
+		}
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		s.m.ckptErrors.Inc()
+		s.log.Error("checkpoint failed; retrying (the write-ahead log keeps everything)", "err", err, "retry_in", backoff)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	if err := s.wal.Release(batch[len(batch)-1].LSN); err != nil {
+		s.log.Warn("releasing wal segments", "err", err)
+	}
+	s.m.walSegments.Set(float64(s.wal.Segments()))
 }
 
 func (s *Service) prune(now time.Time) {
@@ -310,3 +541,6 @@ func (s *Service) prune(now time.Time) {
 		s.log.Debug("pruned the event log", "events", n)
 	}
 }
+
+// WALDir is where the daemon keeps the write-ahead log of a data dir.
+func WALDir(dataDir string) string { return filepath.Join(dataDir, "wal") }

@@ -26,15 +26,31 @@ var (
 	bucketAlertSt   = []byte("alert_state") // id + fingerprint → the alert's changing state, binary (see encodeState)
 	bucketTimeline  = []byte("timeline")    // id + seq → entry JSON
 
-	keyLastID = []byte("last_incident_id")
-	keySchema = []byte("schema_version")
+	keyLastID      = []byte("last_incident_id")
+	keySchema      = []byte("schema_version")
+	keyWALLSN      = []byte("wal_lsn")      // the last write-ahead log record applied
+	keyEventSeq    = []byte("event_seq")    // the last event log key handed out
+	keyTimelineSeq = []byte("timeline_seq") // the last timeline entry number handed out
+)
+
+// storeBuckets are the buckets Records write to, by index (Op.Bucket).
+var storeBuckets = [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline}
+
+const (
+	bMeta uint8 = iota
+	bEvents
+	bIncidents
+	bLive
+	bAlerts
+	bAlertSt
+	bTimeline
 )
 
 const schemaVersion = 1
 
-// Store is the durable state: the event log and every incident with its
-// alerts and timeline, in one bbolt file. A successful Commit is on disk
-// (fsynced). Reads run concurrently with the single writer.
+// Store is the materialised state: the event log and every incident with
+// its alerts and timeline, in one bbolt file. It is written by applying
+// Records from the write-ahead log (checkpoints), and read concurrently.
 type Store struct {
 	db *bolt.DB
 }
@@ -57,7 +73,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline} {
+		for _, b := range storeBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -78,95 +94,139 @@ func OpenStore(dir string) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Commit writes events received at the given time and the engine's changes
-// in one transaction, durable when it returns nil.
-func (s *Store) Commit(events []triage.Event, received time.Time, ch *Changes, lastID uint64) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if len(events) > 0 {
-			eb := tx.Bucket(bucketEvents)
-			prefix := u64(uint64(received.UnixNano()))
-			for i := range events {
-				seq, err := eb.NextSequence()
-				if err != nil {
-					return err
-				}
-				js, err := json.Marshal(&events[i])
-				if err != nil {
-					return fmt.Errorf("encoding event: %w", err)
-				}
-				if err := eb.Put(u64(seq), append(prefix[:8:8], js...)); err != nil {
-					return err
-				}
-			}
-		}
-		if ch == nil {
-			return nil
-		}
-		ib, lb, ab, tb := tx.Bucket(bucketIncidents), tx.Bucket(bucketLive), tx.Bucket(bucketAlerts), tx.Bucket(bucketTimeline)
-		sb := tx.Bucket(bucketAlertSt)
-		for _, inc := range ch.Incidents {
-			if err := putJSON(ib, u64(inc.ID), inc); err != nil {
-				return err
-			}
-			// Only dirty the pages of what changed: each page written costs fsync time.
-			if !hasKey(lb, u64(inc.ID)) {
-				if err := lb.Put(u64(inc.ID), nil); err != nil {
-					return err
-				}
-			}
-		}
-		for _, a := range ch.AlertDetails {
-			if err := putJSON(ab, alertKey(a.IncidentID, a.Fingerprint), a); err != nil {
-				return err
-			}
-		}
-		for _, a := range ch.Alerts {
-			if err := sb.Put(alertKey(a.IncidentID, a.Fingerprint), encodeState(a)); err != nil {
-				return err
-			}
-		}
-		for i := range ch.Timeline {
-			t := &ch.Timeline[i]
-			seq, err := tb.NextSequence()
-			if err != nil {
-				return err
-			}
-			t.Entry.Seq = seq
-			if err := putJSON(tb, append(u64(t.IncidentID), u64(seq)...), &t.Entry); err != nil {
-				return err
-			}
-		}
-		for _, id := range ch.Evicted {
-			if err := lb.Delete(u64(id)); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyLastID); v == nil || binary.BigEndian.Uint64(v) != lastID {
-			return meta.Put(keyLastID, u64(lastID))
-		}
+// Apply writes records in one transaction, durable (fsynced) when it
+// returns nil, and remembers the last one's LSN.
+func (s *Store) Apply(recs []*Record) error {
+	if len(recs) == 0 {
 		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		buckets := make([]*bolt.Bucket, len(storeBuckets))
+		for i, name := range storeBuckets {
+			buckets[i] = tx.Bucket(name)
+		}
+		for _, r := range recs {
+			for _, op := range r.Ops {
+				b := buckets[op.Bucket]
+				var err error
+				if op.Delete {
+					err = b.Delete(op.Key)
+				} else {
+					err = b.Put(op.Key, op.Value)
+				}
+				if err != nil {
+					return fmt.Errorf("record %d: %w", r.LSN, err)
+				}
+			}
+		}
+		return buckets[bMeta].Put(keyWALLSN, u64(recs[len(recs)-1].LSN))
 	})
 	if err != nil {
-		return fmt.Errorf("committing state: %w", err)
+		return fmt.Errorf("applying %d records: %w", len(recs), err)
 	}
 	return nil
 }
 
-// AppendTimeline records an entry on an incident the engine no longer holds.
-func (s *Store) AppendTimeline(id uint64, e triage.TimelineEntry) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketIncidents).Get(u64(id)) == nil {
-			return fmt.Errorf("%s: %w", triage.IncidentKey(id), ErrNotFound)
+// Positions are the counters a record builder continues from.
+type Positions struct {
+	WALLSN, LastID, EventSeq, TimelineSeq uint64
+}
+
+// Positions reads the counters as of the last applied record.
+func (s *Store) Positions() (Positions, error) {
+	var p Positions
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		for _, f := range []struct {
+			key []byte
+			v   *uint64
+		}{{keyWALLSN, &p.WALLSN}, {keyLastID, &p.LastID}, {keyEventSeq, &p.EventSeq}, {keyTimelineSeq, &p.TimelineSeq}} {
+			if v := meta.Get(f.key); len(v) == 8 {
+				*f.v = binary.BigEndian.Uint64(v)
+			}
 		}
-		tb := tx.Bucket(bucketTimeline)
-		seq, err := tb.NextSequence()
-		if err != nil {
-			return err
-		}
-		e.Seq = seq
-		return putJSON(tb, append(u64(id), u64(seq)...), &e)
+		return nil
 	})
+	return p, err
+}
+
+// HasIncident reports whether the store holds an incident.
+func (s *Store) HasIncident(id uint64) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketIncidents).Get(u64(id)) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// recordBuilder turns the engine's changes into a Record. It owns the key
+// counters, so that keys are fixed before the record is logged.
+type recordBuilder struct {
+	pos Positions
+}
+
+// build encodes events received at the given time (nil when the event log
+// is off) and the engine's changes. It must run before the engine is
+// called again: Changes point into the engine.
+func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Changes, lastID uint64) (*Record, error) {
+	r := &Record{}
+	put := func(bucket uint8, k, v []byte) {
+		r.Ops = append(r.Ops, Op{Bucket: bucket, Key: k, Value: v})
+	}
+	putJSON := func(bucket uint8, k []byte, v any) error {
+		js, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encoding %T: %w", v, err)
+		}
+		put(bucket, k, js)
+		return nil
+	}
+	if len(events) > 0 {
+		prefix := u64(uint64(received.UnixNano()))
+		for i := range events {
+			js, err := json.Marshal(&events[i])
+			if err != nil {
+				return nil, fmt.Errorf("encoding event: %w", err)
+			}
+			b.pos.EventSeq++
+			put(bEvents, u64(b.pos.EventSeq), append(prefix[:8:8], js...))
+		}
+		put(bMeta, keyEventSeq, u64(b.pos.EventSeq))
+	}
+	for _, inc := range ch.Incidents {
+		if err := putJSON(bIncidents, u64(inc.ID), inc); err != nil {
+			return nil, err
+		}
+		put(bLive, u64(inc.ID), nil)
+	}
+	for _, a := range ch.AlertDetails {
+		if err := putJSON(bAlerts, alertKey(a.IncidentID, a.Fingerprint), a); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range ch.Alerts {
+		put(bAlertSt, alertKey(a.IncidentID, a.Fingerprint), encodeState(a))
+	}
+	if len(ch.Timeline) > 0 {
+		for i := range ch.Timeline {
+			t := &ch.Timeline[i]
+			b.pos.TimelineSeq++
+			t.Entry.Seq = b.pos.TimelineSeq
+			if err := putJSON(bTimeline, append(u64(t.IncidentID), u64(b.pos.TimelineSeq)...), &t.Entry); err != nil {
+				return nil, err
+			}
+		}
+		put(bMeta, keyTimelineSeq, u64(b.pos.TimelineSeq))
+	}
+	for _, id := range ch.Evicted {
+		r.Ops = append(r.Ops, Op{Delete: true, Bucket: bLive, Key: u64(id)})
+	}
+	if lastID != b.pos.LastID {
+		b.pos.LastID = lastID
+		put(bMeta, keyLastID, u64(lastID))
+	}
+	return r, nil
 }
 
 // Restore rebuilds the engine's live state from the store.

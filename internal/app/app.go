@@ -77,7 +77,8 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	k := cfg.Correlation
 	svc, err := correlate.NewService(correlate.ServiceOptions{
-		Store: store,
+		Store:  store,
+		WALDir: correlate.WALDir(cfg.DataDir),
 		NewEngine: func() *correlate.Engine {
 			return correlate.NewEngine(correlate.Options{
 				ResolveAfter: k.ResolveAfter.D(),

@@ -41,6 +41,8 @@ type Incidents interface {
 	Acknowledge(ctx context.Context, id uint64, actor string) error
 	Resolve(ctx context.Context, id uint64, actor, note string) error
 	Comment(ctx context.Context, id uint64, actor, text string) error
+	// Sync returns once the Reader shows every write acknowledged before it.
+	Sync(ctx context.Context) error
 }
 
 // Reader reads committed incidents.
@@ -253,6 +255,10 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.BeforeID = id
 	}
+	if err := s.opts.Incidents.Sync(r.Context()); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	incs, err := s.opts.Reader.Incidents(f)
 	if err != nil {
 		s.opts.Logger.Error("listing incidents", "err", err)
@@ -269,11 +275,15 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	id, ok := incidentID(w, r)
 	if ok {
-		s.writeIncident(w, id)
+		s.writeIncident(w, r, id)
 	}
 }
 
-func (s *Server) writeIncident(w http.ResponseWriter, id uint64) {
+func (s *Server) writeIncident(w http.ResponseWriter, r *http.Request, id uint64) {
+	if err := s.opts.Incidents.Sync(r.Context()); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	inc, err := s.opts.Reader.Incident(id)
 	if err != nil {
 		s.writeErr(w, err)
@@ -327,7 +337,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
 		s.writeErr(w, err)
 		return
 	}
-	s.writeIncident(w, id)
+	s.writeIncident(w, r, id)
 }
 
 const maxActionBody = 64 << 10

@@ -63,7 +63,8 @@ func newEnv(t *testing.T, o options) *env {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 
-	store, err := correlate.OpenStore(t.TempDir())
+	dataDir := t.TempDir()
+	store, err := correlate.OpenStore(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,8 @@ func newEnv(t *testing.T, o options) *env {
 	})
 	e.store = store
 	svc, err := correlate.NewService(correlate.ServiceOptions{
-		Store: store,
+		Store:  store,
+		WALDir: correlate.WALDir(dataDir),
 		NewEngine: func() *correlate.Engine {
 			return correlate.NewEngine(correlate.Options{
 				ResolveAfter: 5 * time.Minute,
@@ -136,6 +138,15 @@ func newEnv(t *testing.T, o options) *env {
 }
 
 // do sends a request with the env's token, if any, and reads the response.
+// stored returns the store once it shows every acknowledged write.
+func (e *env) stored() *correlate.Store {
+	e.t.Helper()
+	if err := e.svc.Sync(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.store
+}
+
 func (e *env) do(method, path, body string) (*http.Response, []byte) {
 	e.t.Helper()
 	h := http.Header{}
@@ -308,7 +319,7 @@ func TestBadInputIsRejectedAndNothingStored(t *testing.T) {
 	}
 
 	// Nothing of it reached the state.
-	evs, err := e.store.Events(0, 100)
+	evs, err := e.stored().Events(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +336,7 @@ func TestBadInputIsRejectedAndNothingStored(t *testing.T) {
 	if acc["accepted"] != 2 {
 		t.Errorf("accepted = %v, want 2", acc)
 	}
-	evs, err = e.store.Events(0, 100)
+	evs, err = e.stored().Events(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +468,7 @@ func TestWebhookToIncident(t *testing.T) {
 	}
 
 	// The events were logged as received, normalised.
-	evs, err := e.store.Events(0, 100)
+	evs, err := e.stored().Events(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +704,7 @@ func TestAuth(t *testing.T) {
 	}
 
 	// Nothing was stored by the rejected requests.
-	if evs, err := e.store.Events(0, 100); err != nil || len(evs) != 0 {
+	if evs, err := e.stored().Events(0, 100); err != nil || len(evs) != 0 {
 		t.Fatalf("events after unauthorized posts: %v %v", evs, err)
 	}
 

@@ -1,0 +1,333 @@
+package correlate
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// A Record is one step's writes to the store: the puts and deletes that
+// apply the engine's changes. Records are what the write-ahead log holds
+// and what a checkpoint applies to bbolt, so recovery replays writes, not
+// computations.
+type Record struct {
+	LSN uint64
+	Ops []Op
+}
+
+// Op is one write of a Record.
+type Op struct {
+	Delete bool
+	Bucket uint8 // index into storeBuckets
+	Key    []byte
+	Value  []byte
+}
+
+// ErrWALCorrupt is returned when a log segment other than the last is damaged.
+var ErrWALCorrupt = errors.New("write-ahead log corrupt")
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// WAL is an append-only log of Records in segment files. Append returns
+// once the record is on disk (fsync): sequential appends make a durable
+// acknowledgement cost one small write, whatever the state's size.
+// Append and Release may be called from different goroutines.
+type WAL struct {
+	mu     sync.Mutex
+	dir    string
+	f      *os.File
+	size   int64
+	maxSeg int64
+	segs   []uint64 // first LSN of each segment, ascending; the last is open
+	next   uint64
+}
+
+const walSuffix = ".wal"
+
+// OpenWAL opens the log in dir, calls replay with every intact record whose
+// LSN is above after, in order, and returns the log ready to append. A torn
+// record at the end of the last segment (a crash during a write) is cut off.
+func OpenWAL(dir string, after uint64, maxSegment int64, replay func(*Record) error) (*WAL, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating wal dir: %w", err)
+	}
+	if maxSegment <= 0 {
+		maxSegment = 64 << 20
+	}
+	w := &WAL{dir: dir, maxSeg: maxSegment, next: after + 1}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading wal dir: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), walSuffix)
+		if !ok {
+			continue
+		}
+		first, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		w.segs = append(w.segs, first)
+	}
+	slices.Sort(w.segs)
+	var last uint64
+	for i, first := range w.segs {
+		isLast := i == len(w.segs)-1
+		end, good, err := w.scan(first, isLast, func(r *Record) error {
+			if last != 0 && r.LSN != last+1 {
+				return fmt.Errorf("%w: record %d follows %d", ErrWALCorrupt, r.LSN, last)
+			}
+			last = r.LSN
+			if r.LSN > after {
+				return replay(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !good {
+			if !isLast {
+				return nil, fmt.Errorf("%w: segment %s is damaged at byte %d", ErrWALCorrupt, w.path(first), end)
+			}
+			if err := os.Truncate(w.path(first), end); err != nil {
+				return nil, fmt.Errorf("cutting the torn end of %s: %w", w.path(first), err)
+			}
+		}
+	}
+	if last >= w.next {
+		w.next = last + 1
+	}
+	if last != 0 && last < after {
+		// Everything logged is in the store already (the log was cut short
+		// by hand?): drop it and start afresh at after+1.
+		for _, first := range w.segs {
+			if err := os.Remove(w.path(first)); err != nil {
+				return nil, fmt.Errorf("removing stale wal segment: %w", err)
+			}
+		}
+		w.segs = nil
+	}
+	if err := w.openTail(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *WAL) path(first uint64) string {
+	return filepath.Join(w.dir, fmt.Sprintf("%016x%s", first, walSuffix))
+}
+
+// scan reads one segment. It returns the offset after the last intact
+// record and whether the whole file was intact.
+func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bool, error) {
+	f, err := os.Open(w.path(first))
+	if err != nil {
+		return 0, false, fmt.Errorf("opening wal segment: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var off int64
+	var head [8]byte
+	for {
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return off, errors.Is(err, io.EOF), nil
+		}
+		n := binary.LittleEndian.Uint32(head[:4])
+		if n > 1<<30 {
+			return off, false, nil
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return off, false, nil
+		}
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+			return off, false, nil
+		}
+		rec, err := decodeRecord(payload)
+		if err != nil {
+			return off, false, nil
+		}
+		if err := fn(rec); err != nil {
+			return off, false, err
+		}
+		off += 8 + int64(n)
+	}
+}
+
+func (w *WAL) openTail() error {
+	if len(w.segs) == 0 {
+		w.segs = []uint64{w.next}
+	}
+	p := w.path(w.segs[len(w.segs)-1])
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening wal segment: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("opening wal segment: %w", err)
+	}
+	w.f, w.size = f, fi.Size()
+	return syncDir(w.dir)
+}
+
+// Append gives r the next LSN, writes it and syncs it to disk.
+func (w *WAL) Append(r *Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return errors.New("wal closed")
+	}
+	if w.size >= w.maxSeg {
+		if err := w.f.Close(); err != nil {
+			return fmt.Errorf("closing wal segment: %w", err)
+		}
+		w.segs = append(w.segs, w.next)
+		if err := w.openTail(); err != nil {
+			w.f = nil
+			return err
+		}
+	}
+	r.LSN = w.next
+	payload := encodeRecord(r)
+	buf := make([]byte, 8, 8+len(payload))
+	binary.LittleEndian.PutUint32(buf[:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(payload, crcTable))
+	buf = append(buf, payload...)
+	if _, err := w.f.Write(buf); err != nil {
+		return fmt.Errorf("writing wal: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("syncing wal: %w", err)
+	}
+	w.size += int64(len(buf))
+	w.next++
+	return nil
+}
+
+// Release deletes the segments whose records all have an LSN up to upTo:
+// the store holds them.
+func (w *WAL) Release(upTo uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for n+1 < len(w.segs) && w.segs[n+1] <= upTo+1 {
+		if err := os.Remove(w.path(w.segs[n])); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing wal segment: %w", err)
+		}
+		n++
+	}
+	w.segs = w.segs[n:]
+	return nil
+}
+
+// Segments is the number of segment files, for metrics and tests.
+func (w *WAL) Segments() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.segs)
+}
+
+// Close closes the log.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing wal dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing wal dir: %w", err)
+	}
+	return nil
+}
+
+// Record encoding: uvarint LSN, uvarint op count, then per op a flags byte
+// (bit 0: delete), the bucket, and the key and value with uvarint lengths.
+func encodeRecord(r *Record) []byte {
+	size := 20
+	for _, op := range r.Ops {
+		size += 12 + len(op.Key) + len(op.Value)
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, r.LSN)
+	b = binary.AppendUvarint(b, uint64(len(r.Ops)))
+	for _, op := range r.Ops {
+		var flags byte
+		if op.Delete {
+			flags = 1
+		}
+		b = append(b, flags, op.Bucket)
+		b = binary.AppendUvarint(b, uint64(len(op.Key)))
+		b = append(b, op.Key...)
+		b = binary.AppendUvarint(b, uint64(len(op.Value)))
+		b = append(b, op.Value...)
+	}
+	return b
+}
+
+var errBadRecord = errors.New("malformed wal record")
+
+func decodeRecord(b []byte) (*Record, error) {
+	lsn, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errBadRecord
+	}
+	b = b[n:]
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errBadRecord
+	}
+	b = b[n:]
+	r := &Record{LSN: lsn, Ops: make([]Op, 0, count)}
+	bytesOf := func() ([]byte, bool) {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return nil, false
+		}
+		v := b[n : n+int(l)]
+		b = b[n+int(l):]
+		return v, true
+	}
+	for i := uint64(0); i < count; i++ {
+		if len(b) < 2 || b[1] >= uint8(len(storeBuckets)) {
+			return nil, errBadRecord
+		}
+		op := Op{Delete: b[0]&1 == 1, Bucket: b[1]}
+		b = b[2:]
+		var ok bool
+		if op.Key, ok = bytesOf(); !ok {
+			return nil, errBadRecord
+		}
+		if op.Value, ok = bytesOf(); !ok {
+			return nil, errBadRecord
+		}
+		r.Ops = append(r.Ops, op)
+	}
+	if len(b) != 0 {
+		return nil, errBadRecord
+	}
+	return r, nil
+}
