@@ -86,11 +86,12 @@ func Run(ctx context.Context, opts Options) error {
 				CILabels:     k.CILabels,
 			}, correlate.NewLabelGrouper(k.GroupBy, k.Window.D()))
 		},
-		Now:            opts.Now,
-		Logger:         log.With("component", "correlate"),
-		Registry:       reg,
-		MaxBatch:       cfg.Store.MaxBatch,
-		EventRetention: cfg.Store.EventRetention.D(),
+		Now:                opts.Now,
+		Logger:             log.With("component", "correlate"),
+		Registry:           reg,
+		MaxBatch:           cfg.Store.MaxBatch,
+		EventRetention:     cfg.Store.EventRetention.D(),
+		CheckpointInterval: cfg.Store.CheckpointInterval.D(),
 	})
 	if err != nil {
 		return err

@@ -55,8 +55,9 @@ type Correlation struct {
 
 // Store configures the embedded state store.
 type Store struct {
-	EventRetention Duration `yaml:"event_retention"`
-	MaxBatch       int      `yaml:"max_batch"`
+	EventRetention     Duration `yaml:"event_retention"`
+	MaxBatch           int      `yaml:"max_batch"`
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
 }
 
 // Log configures logging.
@@ -78,7 +79,7 @@ func Default() *Config {
 			ReopenWindow: Duration(30 * time.Minute),
 			CILabels:     []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
 		},
-		Store: Store{EventRetention: 0, MaxBatch: 20000},
+		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -161,6 +162,9 @@ func (c *Config) Validate() []fieldError {
 	}
 	if c.Store.EventRetention < 0 {
 		add("store.event_retention", "must not be negative (0 keeps no event log)")
+	}
+	if c.Store.CheckpointInterval < Duration(10*time.Millisecond) || c.Store.CheckpointInterval > Duration(time.Minute) {
+		add("store.checkpoint_interval", "must be between 10ms and 1m")
 	}
 	if c.Store.MaxBatch < 1 {
 		add("store.max_batch", "must be at least 1")

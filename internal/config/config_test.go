@@ -22,7 +22,8 @@ func TestLoadFull(t *testing.T) {
 		strings.Join(k.GroupBy, ",") != "alertname,cluster,service" || len(k.CILabels) != 3 {
 		t.Fatalf("correlation %+v", k)
 	}
-	if c.Store.EventRetention.D() != 24*time.Hour || c.Store.MaxBatch != 5000 || c.HTTP.MaxBodyBytes != 1<<20 {
+	if c.Store.EventRetention.D() != 24*time.Hour || c.Store.MaxBatch != 5000 || c.HTTP.MaxBodyBytes != 1<<20 ||
+		c.Store.CheckpointInterval.D() != 250*time.Millisecond {
 		t.Fatalf("store %+v http %+v", c.Store, c.HTTP)
 	}
 	tok, err := c.Auth.ResolveToken(func(string) string { return "from-env" })
@@ -62,6 +63,7 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"syntax error", "correlation: [\n", []string{"t.yaml:"}},
 		{"token and token_file", "auth:\n  token: a\n  token_file: /etc/x\n", []string{"t.yaml:3: auth.token_file: set either"}},
 		{"missing token file", "auth:\n  token_file: /nonexistent/token\n", []string{"t.yaml:2: auth.token_file:", "no such file"}},
+		{"checkpoint interval too short", "store:\n  checkpoint_interval: 1ms\n", []string{"t.yaml:2: store.checkpoint_interval: must be between"}},
 		{"two problems", "listen: x\nstore:\n  max_batch: 0\n", []string{"t.yaml:1: listen:", "t.yaml:3: store.max_batch"}},
 	}
 	for _, tc := range tests {
