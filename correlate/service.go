@@ -493,6 +493,7 @@ func (s *Service) checkpointer() {
 			}
 		}
 		s.checkpoint(pending)
+		clear(pending) // drop the records: the array is reused
 		pending = pending[:0]
 	}
 }
