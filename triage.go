@@ -59,6 +59,12 @@ type Event struct {
 	GeneratorURL string    `json:"generator_url,omitempty"`
 }
 
+// Times an event may carry: state stores them as Unix nanoseconds.
+var (
+	minTime = time.Unix(0, 0)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // ErrInvalidEvent is wrapped by every error Normalize returns.
 var ErrInvalidEvent = errors.New("invalid event")
 
@@ -124,6 +130,14 @@ func (e *Event) Normalize(now time.Time) error {
 	}
 	if e.Time.IsZero() {
 		e.Time = now
+	}
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"starts_at", e.StartsAt}, {"ends_at", e.EndsAt}, {"time", e.Time}} {
+		if !f.t.IsZero() && (f.t.Before(minTime) || f.t.After(maxTime)) {
+			return fmt.Errorf("%w: %s: %s is outside the years 1970 to 2200", ErrInvalidEvent, f.name, f.t.Format(time.RFC3339))
+		}
 	}
 	// A missing StartsAt stays zero: the engine then takes the receive time
 	// for a new alert and does not mistake a repeat for a new occurrence.
@@ -199,6 +213,9 @@ type Alert struct {
 	FirstSeen    time.Time         `json:"first_seen"`
 	LastSeen     time.Time         `json:"last_seen"`
 	GeneratorURL string            `json:"generator_url,omitempty"`
+	// Expired is set when the alert resolved because its ends_at passed
+	// without a new notification, not by a resolved notification.
+	Expired bool `json:"expired,omitempty"`
 	// Joined says why the alert joined its incident.
 	Joined Explanation `json:"joined"`
 }

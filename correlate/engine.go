@@ -85,8 +85,9 @@ type alertState struct {
 	// dropped from memory and only their hash is kept to notice a change.
 	detail     bool
 	detailHash uint64
-	// expiring is set while an expiry timer is queued for this alert.
-	expiring bool
+	// expiryAt is when the earliest queued expiry timer of this alert fires;
+	// timers at other times are stale.
+	expiryAt time.Time
 }
 
 type incidentState struct {
@@ -200,9 +201,13 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	inc.UpdatedAt = now
 	switch {
 	case ev.Status == triage.AlertFiring && a.Status == triage.AlertResolved:
-		if ev.StartsAt.Equal(a.StartsAt) && !ev.Time.After(a.EndsAt) {
-			break // a late copy of the occurrence that already resolved
+		if !ev.StartsAt.IsZero() && ev.StartsAt.Equal(a.StartsAt) && (!a.Expired || !ev.Time.After(a.EndsAt)) {
+			// A late copy of the occurrence that already resolved (an HA
+			// Alertmanager pair, a route with continue): the same start. After
+			// an expiry, the same occurrence sent again is still firing.
+			break
 		}
+		a.Expired = false
 		a.Status = triage.AlertFiring
 		a.StartsAt = orTime(ev.StartsAt, now)
 		a.EndsAt = time.Time{}
@@ -242,6 +247,7 @@ func (e *Engine) resolveAlert(a *alertState, end, now time.Time, how string) {
 	inc := a.inc
 	a.Status = triage.AlertResolved
 	a.EndsAt = end
+	a.expiryAt = time.Time{}
 	inc.FiringCount--
 	inc.UpdatedAt = now
 	e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" "+how, a.Fingerprint)
@@ -259,10 +265,14 @@ func (e *Engine) setExpiry(a *alertState, endsAt, now time.Time) {
 		return
 	}
 	a.EndsAt = endsAt
-	if !a.expiring {
-		a.expiring = true
-		heap.Push(&e.timers, timer{at: endsAt, id: a.IncidentID, fp: a.Fingerprint, kind: timerExpire})
+	if a.expiryAt.IsZero() || endsAt.Before(a.expiryAt) {
+		e.queueExpiry(a, endsAt)
 	}
+}
+
+func (e *Engine) queueExpiry(a *alertState, at time.Time) {
+	a.expiryAt = at
+	heap.Push(&e.timers, timer{at: at, id: a.IncidentID, fp: a.Fingerprint, kind: timerExpire})
 }
 
 func (e *Engine) refired(inc *incidentState, a *alertState, now time.Time) {
@@ -392,18 +402,18 @@ func (e *Engine) Tick(now time.Time) {
 			}
 		case timerExpire:
 			a := e.alerts[t.fp]
-			if a == nil || a.inc != inc {
-				continue
+			if a == nil || a.inc != inc || !a.expiryAt.Equal(t.at) {
+				continue // stale: the alert moved on, or an earlier timer replaced this one
 			}
-			a.expiring = false
+			a.expiryAt = time.Time{}
 			if a.Status != triage.AlertFiring || a.EndsAt.IsZero() {
 				continue
 			}
 			if a.EndsAt.After(t.at) { // extended since: wait for the new end
-				a.expiring = true
-				heap.Push(&e.timers, timer{at: a.EndsAt, id: inc.ID, fp: a.Fingerprint, kind: timerExpire})
+				e.queueExpiry(a, a.EndsAt)
 				continue
 			}
+			a.Expired = true
 			e.resolveAlert(a, a.EndsAt, t.at, "expired: not notified again before its ends_at")
 		}
 	}
@@ -489,8 +499,7 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
 		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
-			a.expiring = true
-			heap.Push(&e.timers, timer{at: a.EndsAt, id: is.ID, fp: a.Fingerprint, kind: timerExpire})
+			e.queueExpiry(a, a.EndsAt)
 		}
 		if is.Status != triage.IncidentResolved {
 			e.grouper.Observe(is.ID, &a.Alert, a.LastSeen)

@@ -433,3 +433,108 @@ func TestCIFromLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestLateFiringCopyDoesNotReopen(t *testing.T) {
+	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
+	start := t0.Add(-time.Minute)
+	send := func(status triage.AlertStatus, ends time.Time) Result {
+		// As webhook payloads arrive: no send time, so Time is the receive time.
+		ev := &triage.Event{Status: status, Labels: map[string]string{"alertname": "X"}, StartsAt: start, EndsAt: ends}
+		if err := ev.Normalize(h.now); err != nil {
+			t.Fatal(err)
+		}
+		h.e.Tick(h.now)
+		r := h.e.Process(ev, h.now)
+		h.m.Apply(h.e.Flush())
+		return r
+	}
+	r := send(triage.AlertFiring, time.Time{})
+	h.at(90 * time.Second)
+	send(triage.AlertResolved, t0.Add(90*time.Second))
+	h.at(125 * time.Second) // the second Alertmanager of an HA pair, late
+	send(triage.AlertFiring, time.Time{})
+	if inc := h.incident(r.IncidentID); inc.Status != triage.IncidentResolved || inc.ReopenCount != 0 {
+		t.Fatalf("a late copy of the resolved occurrence reopened the incident: %s", inc.Status)
+	}
+}
+
+func TestSameOccurrenceAfterExpiryRefires(t *testing.T) {
+	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
+	post := func(ends time.Time) {
+		ev := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: t0, EndsAt: ends}
+		if err := ev.Normalize(h.now); err != nil {
+			t.Fatal(err)
+		}
+		h.e.Tick(h.now)
+		h.e.Process(ev, h.now)
+		h.m.Apply(h.e.Flush())
+	}
+	post(t0.Add(4 * time.Minute))
+	h.at(10 * time.Minute) // Prometheus was away: the alert expired at 10:04
+	h.tick()
+	if inc := h.incident(1); inc.Status != triage.IncidentResolved || !inc.Alerts[0].Expired {
+		t.Fatalf("not expired: %s", inc.Status)
+	}
+	post(t0.Add(14 * time.Minute)) // back, still firing: same start
+	if inc := h.incident(1); inc.Status != triage.IncidentOpen || inc.Alerts[0].Expired {
+		t.Fatalf("the same occurrence sent again after an expiry did not reopen: %s", inc.Status)
+	}
+}
+
+func TestShorterEndsAtBringsExpiryForward(t *testing.T) {
+	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
+	post := func(ends time.Time) {
+		ev := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: t0, EndsAt: ends}
+		if err := ev.Normalize(h.now); err != nil {
+			t.Fatal(err)
+		}
+		h.e.Tick(h.now)
+		h.e.Process(ev, h.now)
+		h.m.Apply(h.e.Flush())
+	}
+	post(t0.Add(20 * time.Minute))
+	h.at(time.Minute)
+	post(t0.Add(5 * time.Minute))
+	h.at(6 * time.Minute)
+	h.tick()
+	if inc := h.incident(1); inc.Status != triage.IncidentResolved || !inc.ResolvedAt.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("status %s resolved_at %v: want expiry at the shorter ends_at 10:05", inc.Status, inc.ResolvedAt)
+	}
+}
+
+// restored builds a fresh engine from what the harness's Memory holds, as
+// the store does at start.
+func (h *harness) restored() *harness {
+	e := NewEngine(h.e.opts, NewLabelGrouper([]string{"alertname", "service"}, 10*time.Minute))
+	for _, inc := range h.m.Incidents() {
+		e.Restore(inc, inc.Alerts)
+	}
+	return &harness{t: h.t, e: e, m: h.m, now: h.now}
+}
+
+func TestGroupingSameAfterRestore(t *testing.T) {
+	run := func(restart bool) uint64 {
+		h := newHarness(t, Options{ResolveAfter: 5 * time.Minute, ReopenWindow: time.Hour})
+		h.fire("alertname", "X", "service", "s", "instance", "a") // INC-1 holds the key
+		h.at(20 * time.Minute)
+		h.fire("alertname", "X", "service", "s", "instance", "b") // window passed: INC-2
+		h.at(21 * time.Minute)
+		h.fire("alertname", "X", "service", "s", "instance", "a") // INC-1 notified again
+		if err := h.e.Resolve(2, "alice", "", h.now); err != nil {
+			t.Fatal(err)
+		}
+		h.m.Apply(h.e.Flush())
+		if restart {
+			h = h.restored()
+		}
+		h.at(22 * time.Minute)
+		return h.fire("alertname", "X", "service", "s", "instance", "c").IncidentID
+	}
+	live, after := run(false), run(true)
+	if live != after {
+		t.Fatalf("the same alert joins INC-%d live but INC-%d after a restart", live, after)
+	}
+	if live != 1 {
+		t.Fatalf("joined INC-%d, want INC-1: it is open and its group was notified a minute ago", live)
+	}
+}

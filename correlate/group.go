@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -34,12 +35,14 @@ type Grouper interface {
 }
 
 // LabelGrouper is the baseline grouping: alerts with the same values of the
-// group-by labels join the same open incident while the group has seen a
-// notification within the window.
+// group-by labels join the newest open incident of that group whose last
+// notification is within the window. Its index holds every open incident's
+// key and last notification, nothing else, so an engine restored from the
+// store rebuilds exactly the same index.
 type LabelGrouper struct {
 	by     []string
 	window time.Duration
-	groups map[string]*labelGroup
+	groups map[string][]labelGroup // open incidents by key, ascending id
 	keyOf  map[uint64]string
 }
 
@@ -53,7 +56,7 @@ func NewLabelGrouper(by []string, window time.Duration) *LabelGrouper {
 	return &LabelGrouper{
 		by:     append([]string(nil), by...),
 		window: window,
-		groups: make(map[string]*labelGroup),
+		groups: make(map[string][]labelGroup),
 		keyOf:  make(map[uint64]string),
 	}
 }
@@ -76,11 +79,14 @@ func (g *LabelGrouper) Key(labels map[string]string) string {
 // Assign implements Grouper.
 func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time) Assignment {
 	key := g.Key(a.Labels)
-	if grp := g.groups[key]; grp != nil && now.Sub(grp.last) <= g.window {
-		return Assignment{
-			IncidentID: grp.id,
-			GroupKey:   key,
-			Reason:     "same group key {" + key + "} within " + g.window.String() + " of the group's last notification",
+	grps := g.groups[key]
+	for i := len(grps) - 1; i >= 0; i-- {
+		if now.Sub(grps[i].last) <= g.window {
+			return Assignment{
+				IncidentID: grps[i].id,
+				GroupKey:   key,
+				Reason:     "same group key {" + key + "} within " + g.window.String() + " of the group's last notification",
+			}
 		}
 	}
 	labels := make(map[string]string, len(g.by))
@@ -98,26 +104,29 @@ func (g *LabelGrouper) Observe(id uint64, a *triage.Alert, now time.Time) {
 	if key == "" {
 		key = g.Key(a.Labels)
 	}
-	grp := g.groups[key]
-	switch {
-	case grp == nil || grp.id < id:
-		// A new group, or a newer incident taking over an expired key.
-		if grp != nil && g.keyOf[grp.id] == key {
-			delete(g.keyOf, grp.id)
+	grps := g.groups[key]
+	i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmpU64(lg.id, id) })
+	if found {
+		if now.After(grps[i].last) {
+			grps[i].last = now
 		}
-		g.groups[key] = &labelGroup{id: id, last: now}
-		g.keyOf[id] = key
-	case grp.id == id && now.After(grp.last):
-		grp.last = now
+		return
 	}
+	g.groups[key] = slices.Insert(grps, i, labelGroup{id: id, last: now})
+	g.keyOf[id] = key
 }
 
 // Release implements Grouper.
 func (g *LabelGrouper) Release(id uint64) {
-	if key, ok := g.keyOf[id]; ok {
-		if grp := g.groups[key]; grp != nil && grp.id == id {
-			delete(g.groups, key)
-		}
-		delete(g.keyOf, id)
+	key, ok := g.keyOf[id]
+	if !ok {
+		return
 	}
+	delete(g.keyOf, id)
+	grps := slices.DeleteFunc(g.groups[key], func(lg labelGroup) bool { return lg.id == id })
+	if len(grps) == 0 {
+		delete(g.groups, key)
+		return
+	}
+	g.groups[key] = grps
 }

@@ -108,6 +108,7 @@ func Replay(e *Engine, events []triage.Event) *Memory {
 // setState copies the fields of an alert that change with notifications.
 func setState(dst, src *triage.Alert) {
 	dst.Status = src.Status
+	dst.Expired = src.Expired
 	dst.Severity = src.Severity
 	dst.Count = src.Count
 	dst.StartsAt = src.StartsAt

@@ -78,10 +78,9 @@ type Service struct {
 type op struct {
 	events []triage.Event
 	cmd    func(e *Engine, now time.Time) error
-	// archived, when cmd found no live incident, returns the timeline entry
-	// to record on an incident that only the Store holds.
-	archived func(now time.Time) triage.TimelineEntry
-	id       uint64
+	// archived is a timeline entry for an incident that only the Store
+	// holds (evicted from the engine); its time is set by the step.
+	archived *TimelineChange
 	err      error
 	done     chan error
 }
@@ -213,23 +212,59 @@ func (s *Service) Submit(ctx context.Context, events []triage.Event) error {
 	return s.do(ctx, &op{events: events})
 }
 
-// Acknowledge acknowledges an incident.
+// Acknowledge acknowledges an incident. An incident resolved long ago (no
+// longer in the engine) is ErrConflict, as a resolved live one is.
 func (s *Service) Acknowledge(ctx context.Context, id uint64, actor string) error {
-	return s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Acknowledge(id, actor, now) }})
-}
-
-// Resolve resolves an incident by hand.
-func (s *Service) Resolve(ctx context.Context, id uint64, actor, note string) error {
-	return s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Resolve(id, actor, note, now) }})
-}
-
-// Comment adds a comment to an incident's timeline, live or not.
-func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) error {
-	o := &op{id: id, cmd: func(e *Engine, now time.Time) error { return e.Comment(id, actor, text, now) }}
-	o.archived = func(now time.Time) triage.TimelineEntry {
-		return triage.TimelineEntry{Time: now, Kind: triage.KindComment, Actor: actor, Message: text}
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Acknowledge(id, actor, now) }})
+	if errors.Is(err, ErrNotFound) {
+		if ok, herr := s.archived(ctx, id); herr != nil || ok {
+			return cmpOr(herr, fmt.Errorf("acknowledge %s: %w: it is resolved", triage.IncidentKey(id), ErrConflict))
+		}
 	}
-	return s.do(ctx, o)
+	return err
+}
+
+// Resolve resolves an incident by hand. Resolving a resolved incident, live
+// or archived, changes nothing.
+func (s *Service) Resolve(ctx context.Context, id uint64, actor, note string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Resolve(id, actor, note, now) }})
+	if errors.Is(err, ErrNotFound) {
+		if ok, herr := s.archived(ctx, id); herr != nil || ok {
+			return herr
+		}
+	}
+	return err
+}
+
+// Comment adds a comment to an incident's timeline, live or archived.
+func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Comment(id, actor, text, now) }})
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if ok, herr := s.archived(ctx, id); herr != nil || !ok {
+		return cmpOr(herr, err)
+	}
+	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id,
+		Entry: triage.TimelineEntry{Kind: triage.KindComment, Actor: actor, Message: text}}})
+}
+
+// archived reports whether the Store holds an incident the engine does not.
+// It runs on the caller's goroutine, never the writer's.
+func (s *Service) archived(ctx context.Context, id uint64) (bool, error) {
+	if err := s.Sync(ctx); err != nil {
+		return false, err
+	}
+	return s.opts.Store.HasIncident(id)
+}
+
+func cmpOr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Sync waits until the Store holds every write acknowledged before the
@@ -316,7 +351,6 @@ func (s *Service) Run(ctx context.Context) (err error) {
 	}()
 	tick := time.NewTicker(s.opts.TickInterval)
 	defer tick.Stop()
-	lastPrune := s.opts.Now()
 	for {
 		var batch []*op
 		select {
@@ -340,10 +374,6 @@ func (s *Service) Run(ctx context.Context) (err error) {
 			close(s.stopped)
 			s.failQueued(err)
 			return err
-		}
-		if s.opts.EventRetention > 0 && s.opts.Now().Sub(lastPrune) >= time.Minute {
-			lastPrune = s.opts.Now()
-			s.prune(lastPrune)
 		}
 	}
 }
@@ -398,8 +428,9 @@ func (s *Service) step(batch []*op) error {
 	}
 	ch := s.engine.Flush()
 	for _, o := range batch {
-		if o.archived != nil && errors.Is(o.err, ErrNotFound) {
-			o.err = s.archive(o, now, &ch)
+		if o.archived != nil {
+			o.archived.Entry.Time = now
+			ch.Timeline = append(ch.Timeline, *o.archived)
 		}
 	}
 	applied := len(events)
@@ -433,25 +464,6 @@ func (s *Service) step(batch []*op) error {
 	return nil
 }
 
-// archive records a timeline entry on an incident only the Store holds:
-// it waits for the checkpoint to catch up, then looks the incident up.
-func (s *Service) archive(o *op, now time.Time, ch *Changes) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.Sync(ctx); err != nil {
-		return fmt.Errorf("waiting for the store: %w", err)
-	}
-	ok, err := s.opts.Store.HasIncident(o.id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%s: %w", triage.IncidentKey(o.id), ErrNotFound)
-	}
-	ch.Timeline = append(ch.Timeline, TimelineChange{IncidentID: o.id, Entry: o.archived(now)})
-	return nil
-}
-
 // checkpointer applies logged records to the store until the channel
 // closes. It gathers records for CheckpointInterval (or until a reader
 // waits in Sync, or MaxPending records) so that one bbolt transaction
@@ -459,6 +471,7 @@ func (s *Service) archive(o *op, now time.Time, ch *Changes) error {
 // retries failures and releases log segments the store no longer needs.
 func (s *Service) checkpointer() {
 	var pending []*Record
+	var lastPrune time.Time
 	tick := time.NewTicker(s.opts.CheckpointInterval)
 	defer tick.Stop()
 	for {
@@ -495,6 +508,10 @@ func (s *Service) checkpointer() {
 		s.checkpoint(pending)
 		clear(pending) // drop the records: the array is reused
 		pending = pending[:0]
+		if s.opts.EventRetention > 0 && time.Since(lastPrune) >= time.Minute {
+			lastPrune = time.Now()
+			s.prune(s.opts.Now())
+		}
 	}
 }
 
@@ -532,14 +549,24 @@ func (s *Service) checkpoint(batch []*Record) {
 	s.m.walSegments.Set(float64(s.wal.Segments()))
 }
 
+// prune deletes logged events older than the retention, in transactions of
+// bounded size, until none is left.
 func (s *Service) prune(now time.Time) {
-	n, err := s.opts.Store.PruneEvents(now.Add(-s.opts.EventRetention), 50000)
-	if err != nil {
-		s.log.Warn("pruning the event log failed", "err", err)
-		return
+	const chunk = 20000
+	total := 0
+	for {
+		n, err := s.opts.Store.PruneEvents(now.Add(-s.opts.EventRetention), chunk)
+		total += n
+		if err != nil {
+			s.log.Warn("pruning the event log failed", "err", err)
+			return
+		}
+		if n < chunk {
+			break
+		}
 	}
-	if n > 0 {
-		s.log.Debug("pruned the event log", "events", n)
+	if total > 0 {
+		s.log.Debug("pruned the event log", "events", total)
 	}
 }
 

@@ -249,6 +249,15 @@ func TestCommentOnEvictedIncident(t *testing.T) {
 	if err := s.Comment(ctx, 1, "bob", "postmortem on Monday"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Acknowledge(ctx, 1, "bob"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("acknowledge of an archived resolved incident: %v, want ErrConflict", err)
+	}
+	if err := s.Resolve(ctx, 1, "bob", ""); err != nil {
+		t.Fatalf("resolve of an archived resolved incident: %v, want no-op", err)
+	}
+	if err := s.Acknowledge(ctx, 99, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("acknowledge of an unknown incident: %v", err)
+	}
 	if err := s.Comment(ctx, 99, "bob", "nothing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("comment on unknown incident: %v", err)
 	}

@@ -105,18 +105,29 @@ func (s *Store) Apply(recs []*Record) error {
 		for i, name := range storeBuckets {
 			buckets[i] = tx.Bucket(name)
 		}
+		// Apply in key order: bbolt inserts sorted keys many times faster
+		// than random ones. The sort is stable, so later writes of a key
+		// still win.
+		var ops []Op
 		for _, r := range recs {
-			for _, op := range r.Ops {
-				b := buckets[op.Bucket]
-				var err error
-				if op.Delete {
-					err = b.Delete(op.Key)
-				} else {
-					err = b.Put(op.Key, op.Value)
-				}
-				if err != nil {
-					return fmt.Errorf("record %d: %w", r.LSN, err)
-				}
+			ops = append(ops, r.Ops...)
+		}
+		slices.SortStableFunc(ops, func(a, b Op) int {
+			if a.Bucket != b.Bucket {
+				return int(a.Bucket) - int(b.Bucket)
+			}
+			return bytes.Compare(a.Key, b.Key)
+		})
+		for _, op := range ops {
+			b := buckets[op.Bucket]
+			var err error
+			if op.Delete {
+				err = b.Delete(op.Key)
+			} else {
+				err = b.Put(op.Key, op.Value)
+			}
+			if err != nil {
+				return fmt.Errorf("bucket %s: %w", storeBuckets[op.Bucket], err)
 			}
 		}
 		return buckets[bMeta].Put(keyWALLSN, u64(recs[len(recs)-1].LSN))
@@ -429,14 +440,18 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 
 // encodeState writes the fields of an alert that change with every
 // notification compactly: repeats rewrite ~40 bytes, not the whole alert.
-// Layout: version, status, count, starts_at, ends_at, last_seen (varints,
-// times in Unix ns, 0 for none), severity.
+// Layout: version, status (0 firing, 1 resolved, 2 expired), count,
+// starts_at, ends_at, last_seen (varints, times in Unix ns, 0 for none),
+// severity.
 func encodeState(a *triage.Alert) []byte {
 	b := make([]byte, 0, 48)
 	b = append(b, 1)
-	if a.Status == triage.AlertResolved {
+	switch {
+	case a.Status == triage.AlertResolved && a.Expired:
+		b = append(b, 2)
+	case a.Status == triage.AlertResolved:
 		b = append(b, 1)
-	} else {
+	default:
 		b = append(b, 0)
 	}
 	b = binary.AppendVarint(b, a.Count)
@@ -452,9 +467,15 @@ func decodeState(b []byte, a *triage.Alert) error {
 	if len(b) < 2 || b[0] != 1 {
 		return errBadState
 	}
-	a.Status = triage.AlertFiring
-	if b[1] == 1 {
+	a.Status, a.Expired = triage.AlertFiring, false
+	switch b[1] {
+	case 0:
+	case 1:
 		a.Status = triage.AlertResolved
+	case 2:
+		a.Status, a.Expired = triage.AlertResolved, true
+	default:
+		return errBadState
 	}
 	b = b[2:]
 	var vals [4]int64

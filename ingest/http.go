@@ -26,9 +26,11 @@ type HTTPOptions struct {
 	Sink Sink
 	// MaxBodyBytes bounds a request body; larger ones get 413.
 	MaxBodyBytes int64
-	Now          func() time.Time
-	Logger       *slog.Logger
-	Registry     prometheus.Registerer
+	// MaxEvents bounds the events of one request; more get 413.
+	MaxEvents int
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
 }
 
 // HTTP serves the ingest endpoints.
@@ -66,6 +68,9 @@ func NewHTTP(opts HTTPOptions, m *Metrics) *HTTP {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 16 << 20
 	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 20000
+	}
 	return &HTTP{opts: opts, m: m}
 }
 
@@ -95,6 +100,13 @@ func (h *HTTP) handler(source string, decode func([]byte) ([]triage.Event, error
 			return
 		}
 		events, err := decode(body)
+		if err == nil && len(events) > h.opts.MaxEvents {
+			h.m.DecodeErrors.WithLabelValues(source, "too_many").Inc()
+			httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"body: %d events, more than the limit of %d (http.max_events_per_request); split it, "+
+					"e.g. with max_alerts in Alertmanager's webhook_configs", len(events), h.opts.MaxEvents))
+			return
+		}
 		if err == nil {
 			err = normalize(events, source, h.opts.Now())
 		}

@@ -100,6 +100,7 @@ func Run(ctx context.Context, opts Options) error {
 	ing := ingest.NewHTTP(ingest.HTTPOptions{
 		Sink:         svc,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		MaxEvents:    cfg.HTTP.MaxEventsPerRequest,
 		Now:          opts.Now,
 		Logger:       log.With("component", "ingest"),
 	}, ingest.NewMetrics(reg))

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,7 +42,8 @@ type Auth struct {
 
 // HTTP configures the HTTP server.
 type HTTP struct {
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	MaxBodyBytes        int64 `yaml:"max_body_bytes"`
+	MaxEventsPerRequest int   `yaml:"max_events_per_request"`
 }
 
 // Correlation configures deduplication, grouping and the incident lifecycle.
@@ -71,7 +73,7 @@ func Default() *Config {
 	return &Config{
 		Listen:  "127.0.0.1:9400",
 		DataDir: "./triage-data",
-		HTTP:    HTTP{MaxBodyBytes: 16 << 20},
+		HTTP:    HTTP{MaxBodyBytes: 16 << 20, MaxEventsPerRequest: 20000},
 		Correlation: Correlation{
 			Window:       Duration(10 * time.Minute),
 			GroupBy:      []string{"alertname", "service"},
@@ -137,6 +139,9 @@ func (c *Config) Validate() []fieldError {
 	if c.HTTP.MaxBodyBytes < 1024 {
 		add("http.max_body_bytes", "%d is below the minimum of 1024", c.HTTP.MaxBodyBytes)
 	}
+	if c.HTTP.MaxEventsPerRequest < 1 {
+		add("http.max_events_per_request", "must be at least 1")
+	}
 	k := c.Correlation
 	if k.Window <= 0 {
 		add("correlation.window", "must be positive")
@@ -182,7 +187,9 @@ func (c *Config) Validate() []fieldError {
 	return errs
 }
 
-var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+// labelName accepts what ingest accepts: any non-empty UTF-8 name (e.g.
+// service.name, as Prometheus 3 allows).
+var labelName = regexp.MustCompile(`^\PC{1,256}$`)
 
 // Load reads, decodes and validates a config file. Every error it returns
 // is an Errors value with file:line positions.
@@ -207,7 +214,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil {
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: only comments
 			errs := yamlErrors(file, err)
 			for i := range errs {
 				if p := pathAt(&root, errs[i].Line); p != "" && !strings.HasPrefix(errs[i].Msg, "unknown key") {
@@ -215,6 +222,10 @@ func Parse(file string, data []byte) (*Config, error) {
 				}
 			}
 			return nil, errs
+		}
+		var extra yaml.Node
+		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+			return nil, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document (---): put everything in one"}}
 		}
 	}
 	var errs Errors

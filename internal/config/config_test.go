@@ -42,8 +42,13 @@ func TestDefaultsOverlay(t *testing.T) {
 		strings.Join(c.Correlation.GroupBy, ",") != "alertname,service" || c.Listen != d.Listen {
 		t.Fatalf("unset keys must keep their defaults: %+v", c.Correlation)
 	}
-	if _, err := Parse("empty.yaml", nil); err != nil {
-		t.Fatalf("an empty file is the defaults: %v", err)
+	for _, empty := range []string{"", "# nothing set yet\n", "---\n"} {
+		if _, err := Parse("empty.yaml", []byte(empty)); err != nil {
+			t.Fatalf("%q: an empty file is the defaults: %v", empty, err)
+		}
+	}
+	if c, err := Parse("utf8.yaml", []byte("correlation:\n  group_by: [alertname, service.name]\n")); err != nil || c.Correlation.GroupBy[1] != "service.name" {
+		t.Fatalf("UTF-8 label names in group_by: %v", err)
 	}
 }
 
@@ -57,7 +62,8 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"bad duration", "correlation:\n  resolve_after: 5 minutes\n", []string{"t.yaml:2:", `"5 minutes" is not a duration`}},
 		{"wrong type", "store:\n  max_batch: many\n", []string{"t.yaml:2:", "max_batch"}},
 		{"negative duration", "correlation:\n  reopen_window: -1m\n", []string{"t.yaml:2: correlation.reopen_window: must not be negative"}},
-		{"bad label in list", "correlation:\n  group_by:\n    - alertname\n    - bad-label\n", []string{"t.yaml:4: correlation.group_by.1:", `"bad-label"`}},
+		{"bad label in list", "correlation:\n  group_by:\n    - alertname\n    - \"\"\n", []string{"t.yaml:4: correlation.group_by.1:", `""`}},
+		{"second document", "listen: 127.0.0.1:1\n---\nlisten: 0.0.0.0:1\n", []string{"t.yaml:2: a second YAML document"}},
 		{"bad listen", "listen: nocolon\n", []string{"t.yaml:1: listen:"}},
 		{"bad log level", "log:\n  level: loud\n", []string{"t.yaml:2: log.level:"}},
 		{"syntax error", "correlation: [\n", []string{"t.yaml:"}},
