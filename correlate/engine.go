@@ -12,9 +12,8 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +109,7 @@ type Engine struct {
 	dirtyA    []*alertState
 	dirtyI    []*incidentState
 	shed      []*alertState // details written at the last Flush: drop them from memory
+	seed      maphash.Seed  // for detailHash; hashes are compared within a process only
 }
 
 // NewEngine returns an empty engine that groups alerts with g.
@@ -122,6 +122,7 @@ func NewEngine(opts Options, g Grouper) *Engine {
 		grouper:   g,
 		alerts:    make(map[string]*alertState),
 		incidents: make(map[uint64]*incidentState),
+		seed:      maphash.MakeSeed(),
 	}
 }
 
@@ -180,7 +181,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	e.alerts[a.Fingerprint] = a
 	e.grouper.Observe(inc.ID, &a.Alert, now)
 	e.setExpiry(a, ev.EndsAt, now)
-	a.detailHash = detailHash(a.Annotations, a.GeneratorURL)
+	a.detailHash = e.detailHash(a.Annotations, a.GeneratorURL)
 	e.markDetail(a)
 	return res
 }
@@ -191,7 +192,7 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	a.Count++
 	a.LastSeen = now
 	if len(ev.Annotations) > 0 || ev.GeneratorURL != "" {
-		if h := detailHash(ev.Annotations, ev.GeneratorURL); h != a.detailHash {
+		if h := e.detailHash(ev.Annotations, ev.GeneratorURL); h != a.detailHash {
 			a.detailHash = h
 			a.Annotations, a.GeneratorURL = ev.Annotations, ev.GeneratorURL
 			e.markDetail(a)
@@ -494,7 +495,7 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 	is.Alerts, is.Explanation, is.Timeline = nil, nil, nil
 	for i := range alerts {
 		a := &alertState{Alert: alerts[i], inc: is}
-		a.detailHash = detailHash(a.Annotations, a.GeneratorURL)
+		a.detailHash = e.detailHash(a.Annotations, a.GeneratorURL)
 		a.Annotations, a.GeneratorURL = nil, ""
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
@@ -630,22 +631,15 @@ func truncate(s string, n int) string {
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// detailHash identifies an alert's annotations and generator URL.
-func detailHash(ann map[string]string, url string) uint64 {
-	keys := make([]string, 0, len(ann))
-	for k := range ann {
-		keys = append(keys, k)
+// detailHash identifies an alert's annotations and generator URL, cheaply
+// enough to run on every notification: entries are hashed one by one and
+// summed, so map order does not matter and nothing is sorted or allocated.
+func (e *Engine) detailHash(ann map[string]string, url string) uint64 {
+	h := maphash.String(e.seed, url) ^ uint64(len(ann))
+	for k, v := range ann {
+		h += maphash.String(e.seed, k)*0x9E3779B97F4A7C15 ^ maphash.String(e.seed, v)
 	}
-	slices.Sort(keys)
-	h := fnv.New64a()
-	for _, k := range keys {
-		h.Write([]byte(k))
-		h.Write([]byte{0xff})
-		h.Write([]byte(ann[k]))
-		h.Write([]byte{0xfe})
-	}
-	h.Write([]byte(url))
-	return h.Sum64()
+	return h
 }
 
 func orTime(t, def time.Time) time.Time {
