@@ -28,9 +28,12 @@ type HTTPOptions struct {
 	MaxBodyBytes int64
 	// MaxEvents bounds the events of one request; more get 413.
 	MaxEvents int
-	Now       func() time.Time
-	Logger    *slog.Logger
-	Registry  prometheus.Registerer
+	// ResolveTimeout is when an alert posted to /api/v2/alerts without
+	// endsAt expires; 0 never.
+	ResolveTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
+	Registry       prometheus.Registerer
 }
 
 // HTTP serves the ingest endpoints.
@@ -78,8 +81,23 @@ func NewHTTP(opts HTTPOptions, m *Metrics) *HTTP {
 func (h *HTTP) Webhook() http.HandlerFunc { return h.handler(SourceAlertmanager, DecodeWebhook) }
 
 // PostableAlerts serves POST /api/v2/alerts (Alertmanager's API, as Prometheus sends).
+//
+// As in Alertmanager, a firing alert posted without endsAt expires after
+// ResolveTimeout unless posted again (Prometheus always sets endsAt).
 func (h *HTTP) PostableAlerts() http.HandlerFunc {
-	return h.handler(SourcePrometheus, DecodePostableAlerts)
+	return h.handler(SourcePrometheus, func(body []byte) ([]triage.Event, error) {
+		events, err := DecodePostableAlerts(body)
+		if err != nil || h.opts.ResolveTimeout <= 0 {
+			return events, err
+		}
+		now := h.opts.Now()
+		for i := range events {
+			if events[i].EndsAt.IsZero() {
+				events[i].EndsAt = now.Add(h.opts.ResolveTimeout)
+			}
+		}
+		return events, nil
+	})
 }
 
 // Events serves POST /api/v1/events (generic events).

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -48,4 +49,31 @@ func TestTooManyEventsInOneRequest(t *testing.T) {
 	if got := testutil.ToFloat64(m.DecodeErrors.WithLabelValues("api", "too_many")); got != 1 {
 		t.Fatalf("decode errors{reason=too_many} = %v", got)
 	}
+}
+
+func TestPostableAlertWithoutEndsAtGetsResolveTimeout(t *testing.T) {
+	var got []triage.Event
+	sink := sinkFunc(func(evs []triage.Event) { got = evs })
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	h := ingest.NewHTTP(ingest.HTTPOptions{Sink: sink, ResolveTimeout: 5 * time.Minute, Now: func() time.Time { return now }},
+		ingest.NewMetrics(prometheus.NewRegistry()))
+	body := `[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"},"endsAt":"2026-11-24T10:30:00Z"}]`
+	rec := httptest.NewRecorder()
+	h.PostableAlerts()(rec, httptest.NewRequest("POST", "/api/v2/alerts", strings.NewReader(body)))
+	if rec.Code != http.StatusOK || len(got) != 2 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if !got[0].EndsAt.Equal(now.Add(5*time.Minute)) || got[0].Status != triage.AlertFiring {
+		t.Errorf("alert without endsAt: ends_at %s status %s, want now+5m firing", got[0].EndsAt, got[0].Status)
+	}
+	if !got[1].EndsAt.Equal(now.Add(30 * time.Minute)) {
+		t.Errorf("alert with endsAt: ends_at %s, want its own", got[1].EndsAt)
+	}
+}
+
+type sinkFunc func([]triage.Event)
+
+func (f sinkFunc) Submit(_ context.Context, evs []triage.Event) error {
+	f(evs)
+	return nil
 }

@@ -98,11 +98,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	ing := ingest.NewHTTP(ingest.HTTPOptions{
-		Sink:         svc,
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		MaxEvents:    cfg.HTTP.MaxEventsPerRequest,
-		Now:          opts.Now,
-		Logger:       log.With("component", "ingest"),
+		Sink:           svc,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		MaxEvents:      cfg.HTTP.MaxEventsPerRequest,
+		ResolveTimeout: cfg.Correlation.ResolveTimeout.D(),
+		Now:            opts.Now,
+		Logger:         log.With("component", "ingest"),
 	}, ingest.NewMetrics(reg))
 	srv := server.New(server.Options{
 		Ingest:    ing,

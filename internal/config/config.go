@@ -52,8 +52,11 @@ type Correlation struct {
 	Window       Duration `yaml:"window"`
 	GroupBy      []string `yaml:"group_by"`
 	ResolveAfter Duration `yaml:"resolve_after"`
-	ReopenWindow Duration `yaml:"reopen_window"`
-	CILabels     []string `yaml:"ci_labels"`
+	// ResolveTimeout is Alertmanager's resolve_timeout for /api/v2/alerts
+	// posted without endsAt.
+	ResolveTimeout Duration `yaml:"resolve_timeout"`
+	ReopenWindow   Duration `yaml:"reopen_window"`
+	CILabels       []string `yaml:"ci_labels"`
 }
 
 // Store configures the embedded state store.
@@ -76,11 +79,12 @@ func Default() *Config {
 		DataDir: "./triage-data",
 		HTTP:    HTTP{MaxBodyBytes: 16 << 20, MaxEventsPerRequest: 20000},
 		Correlation: Correlation{
-			Window:       Duration(10 * time.Minute),
-			GroupBy:      []string{"alertname", "service"},
-			ResolveAfter: Duration(5 * time.Minute),
-			ReopenWindow: Duration(30 * time.Minute),
-			CILabels:     []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
+			Window:         Duration(10 * time.Minute),
+			GroupBy:        []string{"alertname", "service"},
+			ResolveAfter:   Duration(5 * time.Minute),
+			ResolveTimeout: Duration(5 * time.Minute),
+			ReopenWindow:   Duration(30 * time.Minute),
+			CILabels:       []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
 		},
 		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
 		Log:   Log{Level: "info", Format: "text"},
@@ -162,6 +166,9 @@ func (c *Config) Validate() []fieldError {
 	}
 	if k.ResolveAfter < 0 {
 		add("correlation.resolve_after", "must not be negative")
+	}
+	if k.ResolveTimeout < 0 {
+		add("correlation.resolve_timeout", "must not be negative (0: never)")
 	}
 	if k.ReopenWindow < 0 {
 		add("correlation.reopen_window", "must not be negative")

@@ -133,6 +133,7 @@ func TestShippedExampleIsValid(t *testing.T) {
 	d := Default()
 	if c.Correlation.Window != d.Correlation.Window || c.Correlation.ResolveAfter != d.Correlation.ResolveAfter ||
 		c.Correlation.ReopenWindow != d.Correlation.ReopenWindow || c.HTTP != d.HTTP || c.Store != d.Store ||
+		c.Correlation.ResolveTimeout != d.Correlation.ResolveTimeout ||
 		strings.Join(c.Correlation.CILabels, ",") != strings.Join(d.Correlation.CILabels, ",") {
 		t.Fatalf("the example's values drifted from the defaults it documents: %+v", c)
 	}
