@@ -62,11 +62,20 @@ type Changes struct {
 	// Evicted incidents left the live set: they are resolved and past the
 	// reopen window, so no event can change them any more.
 	Evicted []uint64
+	// Offsets are the source positions (Kafka partitions) this step applied
+	// up to; the Service fills them, not the Engine.
+	Offsets []SourceOffset
+}
+
+// SourceOffset is how far one source partition has been applied.
+type SourceOffset struct {
+	Partition string // "topic/partition"
+	Offset    int64
 }
 
 // Empty reports whether there is nothing to persist.
 func (c *Changes) Empty() bool {
-	return len(c.Alerts) == 0 && len(c.Incidents) == 0 && len(c.Timeline) == 0 && len(c.Evicted) == 0
+	return len(c.Alerts) == 0 && len(c.Incidents) == 0 && len(c.Timeline) == 0 && len(c.Evicted) == 0 && len(c.Offsets) == 0
 }
 
 // TimelineChange is a new timeline entry of one incident.

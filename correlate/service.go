@@ -65,6 +65,8 @@ type Service struct {
 	m        *serviceMetrics
 	log      *slog.Logger
 
+	offsets map[string]int64 // last applied offset by source partition; the Run goroutine's
+
 	logged  atomic.Uint64 // LSN of the last record on disk
 	mu      sync.Mutex
 	applied uint64        // LSN of the last record in the Store
@@ -77,7 +79,11 @@ type Service struct {
 
 type op struct {
 	events []triage.Event
-	cmd    func(e *Engine, now time.Time) error
+	// msgs, instead of events, come from partitioned sources: each applied
+	// at most once, by offset.
+	msgs    []Message
+	applied int // msgs: events applied (not redelivered)
+	cmd     func(e *Engine, now time.Time) error
 	// archived is a timeline entry for an incident that only the Store
 	// holds (evicted from the engine); its time is set by the step.
 	archived *TimelineChange
@@ -85,10 +91,18 @@ type op struct {
 	done     chan error
 }
 
+func (o *op) size() int {
+	n := len(o.events)
+	for _, m := range o.msgs {
+		n += len(m.Events)
+	}
+	return n
+}
+
 type serviceMetrics struct {
-	events, duplicates, opened, ignored, ckptErrors prometheus.Counter
-	open, liveAlerts, walSegments                   prometheus.Gauge
-	walSeconds, ckptSeconds, stepEvents             prometheus.Histogram
+	events, duplicates, opened, ignored, ckptErrors, redelivered prometheus.Counter
+	open, liveAlerts, walSegments                                prometheus.Gauge
+	walSeconds, ckptSeconds, stepEvents                          prometheus.Histogram
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -102,6 +116,8 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Incidents opened."}),
 		ignored: f.NewCounter(prometheus.CounterOpts{Name: "triage_correlate_ignored_total",
 			Help: "Resolved notifications for alerts never seen firing."}),
+		redelivered: f.NewCounter(prometheus.CounterOpts{Name: "triage_correlate_redelivered_messages_total",
+			Help: "Source messages skipped because their offset was already applied (redelivery after a crash or rebalance)."}),
 		ckptErrors: f.NewCounter(prometheus.CounterOpts{Name: "triage_store_checkpoint_errors_total",
 			Help: "Failed checkpoints of the write-ahead log into the store; retried."}),
 		open: f.NewGauge(prometheus.GaugeOpts{Name: "triage_correlate_incidents_open",
@@ -182,6 +198,10 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	}
 	s.wal = w
 	s.builder = recordBuilder{pos: pos}
+	if s.offsets, err = opts.Store.Offsets(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("reading source offsets: %w", err)
+	}
 	s.applied = pos.WALLSN
 	s.logged.Store(pos.WALLSN)
 	e := opts.NewEngine()
@@ -203,6 +223,25 @@ func (s *Service) Ready() bool {
 	healthy := s.ckptErr == nil
 	s.mu.Unlock()
 	return s.running.Load() && healthy
+}
+
+// Message is the events of one message of a partitioned source (a Kafka
+// topic partition), at its offset.
+type Message struct {
+	Partition string // "topic/partition"
+	Offset    int64
+	Events    []triage.Event
+}
+
+// SubmitMessages applies messages and returns once they and the offsets
+// are durable. A message at or below the last applied offset of its
+// partition is a redelivery (after a crash or a rebalance) and is skipped,
+// so that redelivery never counts an event twice. It returns the events
+// applied.
+func (s *Service) SubmitMessages(ctx context.Context, msgs []Message) (int, error) {
+	o := &op{msgs: msgs}
+	err := s.do(ctx, o)
+	return o.applied, err
 }
 
 // Submit applies events and returns once they and their effects are
@@ -247,6 +286,21 @@ func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) er
 	}
 	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id,
 		Entry: triage.TimelineEntry{Kind: triage.KindComment, Actor: actor, Message: text}}})
+}
+
+func (s *Service) process(events []triage.Event, now time.Time) {
+	for i := range events {
+		r := s.engine.Process(&events[i], now)
+		switch {
+		case r.Duplicate:
+			s.m.duplicates.Inc()
+		case r.NewIncident:
+			s.m.opened.Inc()
+		case r.Ignored:
+			s.m.ignored.Inc()
+		}
+	}
+	s.m.events.Add(float64(len(events)))
 }
 
 // archived reports whether the Store holds an incident the engine does not.
@@ -382,13 +436,13 @@ func (s *Service) Run(ctx context.Context) (err error) {
 func (s *Service) collect(batch []*op) []*op {
 	n := 0
 	for _, o := range batch {
-		n += len(o.events)
+		n += o.size()
 	}
 	for n < s.opts.MaxBatch {
 		select {
 		case o := <-s.in:
 			batch = append(batch, o)
-			n += len(o.events)
+			n += o.size()
 		default:
 			return batch
 		}
@@ -408,25 +462,27 @@ func (s *Service) step(batch []*op) error {
 	now := s.opts.Now()
 	s.engine.Tick(now)
 	var events []triage.Event
+	var offsets []SourceOffset
 	for _, o := range batch {
-		for i := range o.events {
-			r := s.engine.Process(&o.events[i], now)
-			switch {
-			case r.Duplicate:
-				s.m.duplicates.Inc()
-			case r.NewIncident:
-				s.m.opened.Inc()
-			case r.Ignored:
-				s.m.ignored.Inc()
-			}
-		}
-		s.m.events.Add(float64(len(o.events)))
+		s.process(o.events, now)
 		events = append(events, o.events...)
+		for _, m := range o.msgs {
+			if last, ok := s.offsets[m.Partition]; ok && m.Offset <= last {
+				s.m.redelivered.Inc()
+				continue
+			}
+			s.offsets[m.Partition] = m.Offset
+			offsets = append(offsets, SourceOffset{m.Partition, m.Offset})
+			s.process(m.Events, now)
+			o.applied += len(m.Events)
+			events = append(events, m.Events...)
+		}
 		if o.cmd != nil {
 			o.err = o.cmd(s.engine, now)
 		}
 	}
 	ch := s.engine.Flush()
+	ch.Offsets = offsets
 	for _, o := range batch {
 		if o.archived != nil {
 			o.archived.Entry.Time = now

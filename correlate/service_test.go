@@ -432,3 +432,40 @@ func TestRecoveryFromTheLogAlone(t *testing.T) {
 		t.Fatalf("event log has %d events, want 22", len(logged))
 	}
 }
+
+func TestRedeliveredMessagesApplyOnce(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}
+	msg := func(part string, off int64, instance string) Message {
+		return Message{Partition: part, Offset: off, Events: normalized(t, t0, event("alertname", "X", "instance", instance))}
+	}
+	s := newTestService(t, dir, opts, true)
+	n, err := s.SubmitMessages(ctx, []Message{msg("alerts/0", 0, "a"), msg("alerts/0", 1, "a"), msg("alerts/1", 0, "b")})
+	if err != nil || n != 3 {
+		t.Fatalf("applied %d (%v), want 3", n, err)
+	}
+	s.stop()
+
+	// After a restart the consumer resumes from its last commit, which may
+	// lag: offsets 1 and 0 come again, with one new message.
+	s2 := newTestService(t, dir, opts, true)
+	n, err = s2.SubmitMessages(ctx, []Message{msg("alerts/0", 1, "a"), msg("alerts/1", 0, "b"), msg("alerts/1", 1, "b")})
+	if err != nil || n != 1 {
+		t.Fatalf("applied %d (%v) of a redelivery, want only the 1 new message", n, err)
+	}
+	inc, err := s2.synced(t).Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, a := range inc.Alerts {
+		counts[a.Labels["instance"]] = a.Count
+	}
+	if counts["a"] != 2 || counts["b"] != 2 || inc.EventCount != 4 {
+		t.Fatalf("counts %v, events %d: want a=2 b=2, 4 events (each message once)", counts, inc.EventCount)
+	}
+	if got := testutil.ToFloat64(s2.m.redelivered); got != 2 {
+		t.Fatalf("redelivered = %v, want 2", got)
+	}
+}

@@ -25,6 +25,7 @@ var (
 	bucketAlerts    = []byte("alerts")      // id + fingerprint → alert JSON, written when new or its details change
 	bucketAlertSt   = []byte("alert_state") // id + fingerprint → the alert's changing state, binary (see encodeState)
 	bucketTimeline  = []byte("timeline")    // id + seq → entry JSON
+	bucketOffsets   = []byte("offsets")     // "topic/partition" → the last applied offset (8 bytes)
 
 	keyLastID      = []byte("last_incident_id")
 	keySchema      = []byte("schema_version")
@@ -34,7 +35,7 @@ var (
 )
 
 // storeBuckets are the buckets Records write to, by index (Op.Bucket).
-var storeBuckets = [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline}
+var storeBuckets = [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline, bucketOffsets}
 
 const (
 	bMeta uint8 = iota
@@ -44,6 +45,7 @@ const (
 	bAlerts
 	bAlertSt
 	bTimeline
+	bOffsets
 )
 
 const schemaVersion = 1
@@ -161,6 +163,20 @@ func (s *Store) Positions() (Positions, error) {
 	return p, err
 }
 
+// Offsets reads the last applied offset of every source partition.
+func (s *Store) Offsets() (map[string]int64, error) {
+	out := map[string]int64{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOffsets).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // HasIncident reports whether the store holds an incident.
 func (s *Store) HasIncident(id uint64) (bool, error) {
 	var ok bool
@@ -182,6 +198,9 @@ type recordBuilder struct {
 // called again: Changes point into the engine.
 func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Changes, lastID uint64) (*Record, error) {
 	r := &Record{}
+	for _, o := range ch.Offsets {
+		r.Ops = append(r.Ops, Op{Bucket: bOffsets, Key: []byte(o.Partition), Value: u64(uint64(o.Offset))})
+	}
 	put := func(bucket uint8, k, v []byte) {
 		r.Ops = append(r.Ops, Op{Bucket: bucket, Key: k, Value: v})
 	}

@@ -136,6 +136,31 @@ func Run(ctx context.Context, opts Options) error {
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.Run(svcCtx) }()
 
+	// Kafka consumers are producers of work like HTTP: they stop before the
+	// service does.
+	kctx, stopKafka := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKafka()
+	kafkaDone := make(chan error, 1)
+	var kafkaFailed <-chan error // nil (never ready) without Kafka
+	if kc := cfg.Kafka; kc.Enabled() && kc.Topics.Alerts != "" {
+		consumer := ingest.NewKafkaConsumer(ingest.KafkaOptions{
+			Brokers:         kc.Brokers,
+			Group:           kc.Group,
+			Topic:           kc.Topics.Alerts,
+			DeadLetterTopic: kc.Topics.DeadLetter,
+			MaxBatch:        kc.MaxBatch,
+			BatchWait:       kc.BatchWait.D(),
+			Sink:            svc,
+			Now:             opts.Now,
+			Logger:          log.With("component", "kafka"),
+			Registry:        reg,
+		})
+		go func() { kafkaDone <- consumer.Run(kctx) }()
+		kafkaFailed = kafkaDone
+	} else {
+		close(kafkaDone)
+	}
+
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpSrv.Serve(ln) }()
 	log.Info("triage serving", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "auth", token != "")
@@ -151,6 +176,9 @@ func Run(ctx context.Context, opts Options) error {
 	case err := <-svcDone:
 		runErr = fmt.Errorf("correlation service stopped: %w", err)
 		svcDone <- err
+	case err := <-kafkaFailed:
+		runErr = fmt.Errorf("kafka consumer stopped: %w", err)
+		kafkaDone <- err
 	}
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -158,6 +186,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := httpSrv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	stopKafka()
+	<-kafkaDone
 	stopSvc()
 	if err := <-svcDone; err != nil && runErr == nil {
 		runErr = err

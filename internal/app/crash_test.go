@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,6 +45,12 @@ func TestMain(m *testing.M) {
 // the address to dir/addr once listening.
 func runDaemon(dir string) int {
 	cfg := config.Default()
+	if c, err := config.Load(filepath.Join(dir, "config.yaml")); err == nil {
+		cfg = c // a test's own settings (e.g. Kafka)
+	} else if !errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "no such file") {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Correlation.Window = config.Duration(time.Hour)

@@ -28,8 +28,30 @@ type Config struct {
 	HTTP        HTTP        `yaml:"http"`
 	Correlation Correlation `yaml:"correlation"`
 	Store       Store       `yaml:"store"`
+	Kafka       Kafka       `yaml:"kafka"`
 	Log         Log         `yaml:"log"`
 }
+
+// Kafka configures the Kafka consumers. Without brokers, Kafka is off.
+type Kafka struct {
+	Brokers []string    `yaml:"brokers"`
+	Group   string      `yaml:"group"`
+	Topics  KafkaTopics `yaml:"topics"`
+	// MaxBatch caps the messages read before they are applied and committed.
+	MaxBatch int `yaml:"max_batch"`
+	// BatchWait is how long a batch waits for more messages.
+	BatchWait Duration `yaml:"batch_wait"`
+}
+
+// KafkaTopics names the topics.
+type KafkaTopics struct {
+	Alerts     string `yaml:"alerts"`
+	Logs       string `yaml:"logs"`
+	DeadLetter string `yaml:"dead_letter"`
+}
+
+// Enabled reports whether Kafka is configured.
+func (k Kafka) Enabled() bool { return len(k.Brokers) > 0 }
 
 // Auth configures the bearer token required on the API and ingest endpoints.
 type Auth struct {
@@ -86,6 +108,8 @@ func Default() *Config {
 			ReopenWindow:   Duration(30 * time.Minute),
 			CILabels:       []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
 		},
+		Kafka: Kafka{Group: "triage", MaxBatch: 5000, BatchWait: Duration(50 * time.Millisecond),
+			Topics: KafkaTopics{Alerts: "triage.alerts", Logs: "triage.logs", DeadLetter: "triage.dlq"}},
 		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -181,6 +205,28 @@ func (c *Config) Validate() []fieldError {
 	}
 	if c.Store.MaxBatch < 1 {
 		add("store.max_batch", "must be at least 1")
+	}
+	if kc := c.Kafka; kc.Enabled() {
+		for i, b := range kc.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				add(fmt.Sprintf("kafka.brokers.%d", i), "%q is not host:port", b)
+			}
+		}
+		if kc.Group == "" {
+			add("kafka.group", "must not be empty")
+		}
+		if kc.Topics.Alerts == "" && kc.Topics.Logs == "" {
+			add("kafka.topics", "name an alerts or a logs topic")
+		}
+		if kc.Topics.DeadLetter == "" {
+			add("kafka.topics.dead_letter", "must not be empty: undecodable messages go there")
+		}
+		if kc.MaxBatch < 1 || kc.MaxBatch > 100000 {
+			add("kafka.max_batch", "must be between 1 and 100000")
+		}
+		if kc.BatchWait <= 0 {
+			add("kafka.batch_wait", "must be positive")
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -328,7 +374,6 @@ func lineOf(root *yaml.Node, path string) int {
 var planned = map[string]string{
 	"cmdb":                 "the CMDB topology",
 	"rules":                "expr rules",
-	"kafka":                "Kafka ingestion",
 	"clickhouse":           "ClickHouse KPIs",
 	"jira":                 "the Jira connector",
 	"correlation.max_hops": "topology correlation",

@@ -70,7 +70,8 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"token and token_file", "auth:\n  token: a\n  token_file: /etc/x\n", []string{"t.yaml:3: auth.token_file: set either"}},
 		{"missing token file", "auth:\n  token_file: /nonexistent/token\n", []string{"t.yaml:2: auth.token_file:", "no such file"}},
 		{"checkpoint interval too short", "store:\n  checkpoint_interval: 1ms\n", []string{"t.yaml:2: store.checkpoint_interval: must be between"}},
-		{"planned section", "listen: 127.0.0.1:1\nkafka:\n  brokers: [127.0.0.1:9092]\n", []string{"t.yaml:2: kafka: Kafka ingestion is not in this version"}},
+		{"planned section", "listen: 127.0.0.1:1\njira:\n  url: https://x\n", []string{"t.yaml:2: jira: the Jira connector is not in this version"}},
+		{"kafka broker without port", "kafka:\n  brokers: [localhost]\n", []string{"t.yaml:2: kafka.brokers.0:"}},
 		{"planned key", "correlation:\n  window: 1m\n  max_hops: 3\n", []string{"t.yaml:3: correlation.max_hops: topology correlation is not in this version"}},
 		{"two problems", "listen: x\nstore:\n  max_batch: 0\n", []string{"t.yaml:1: listen:", "t.yaml:3: store.max_batch"}},
 	}

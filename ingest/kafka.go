@@ -1,0 +1,345 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/triage-dev/triage"
+	"github.com/triage-dev/triage/correlate"
+)
+
+// SourceKafka is the source recorded on events from Kafka messages that do
+// not name one.
+const SourceKafka = "kafka"
+
+// MessageSink takes the events of partitioned messages and returns once
+// they and the offsets are durable, applying each message at most once.
+type MessageSink interface {
+	SubmitMessages(ctx context.Context, msgs []correlate.Message) (int, error)
+}
+
+// KafkaOptions configure a KafkaConsumer.
+type KafkaOptions struct {
+	Brokers []string
+	Group   string
+	// Topic holds alerts: each message one Alertmanager webhook payload or
+	// one generic event.
+	Topic string
+	// DeadLetterTopic receives undecodable messages unchanged, with headers
+	// giving the reason and where they came from.
+	DeadLetterTopic string
+	// MaxBatch caps the messages applied and committed together; it also
+	// bounds the messages in flight.
+	MaxBatch int
+	// BatchWait is how long a batch waits for more messages.
+	BatchWait time.Duration
+	Sink      MessageSink
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	// Dialer, when set, is used for TLS and SASL.
+	Dialer *kafka.Dialer
+	// CommitInterval is how often offsets are committed to Kafka. Events are
+	// durable, with their offsets, before that: after a crash, what was not
+	// committed comes again and is skipped, so this only trades commit
+	// round trips against redelivered messages.
+	CommitInterval time.Duration
+}
+
+// KafkaConsumer consumes the alerts topic as a member of a consumer group.
+// A message's offset is committed only after its events are durable and
+// undecodable messages are in the dead-letter topic; redelivered messages
+// are skipped by offset in the sink, so a crash or a rebalance never
+// counts an event twice.
+type KafkaConsumer struct {
+	opts KafkaOptions
+	m    *kafkaMetrics
+	// uncommitted holds, by partition, the last message made durable but not
+	// yet committed to Kafka; commits go out once per CommitInterval.
+	uncommitted map[int]kafka.Message
+	lastCommit  time.Time
+}
+
+type kafkaMetrics struct {
+	consumed, decodeErrors, deadLettered, commitErrors *prometheus.CounterVec
+	lag                                                *prometheus.GaugeVec
+	batch                                              prometheus.Histogram
+}
+
+// NewKafkaConsumer registers the consumer's metrics.
+func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 5000
+	}
+	if opts.BatchWait <= 0 {
+		opts.BatchWait = 50 * time.Millisecond
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = time.Second
+	}
+	f := promauto.With(opts.Registry)
+	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, m: &kafkaMetrics{
+		consumed: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_messages_consumed_total",
+			Help: "Kafka messages consumed and committed, by topic."}, []string{"topic"}),
+		decodeErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_decode_errors_total",
+			Help: "Kafka messages that could not be decoded, by topic and reason."}, []string{"topic", "reason"}),
+		deadLettered: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_dead_lettered_total",
+			Help: "Kafka messages written to the dead-letter topic, by source topic."}, []string{"topic"}),
+		commitErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_commit_errors_total",
+			Help: "Failed offset commits (the messages come again and are skipped by offset)."}, []string{"topic"}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_kafka_consumer_lag",
+			Help: "Messages behind the partition's high-water mark at the last batch."}, []string{"topic", "partition"}),
+		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_kafka_batch_messages",
+			Help: "Messages per applied and committed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+	}}
+}
+
+// Run consumes until ctx is cancelled. Broker outages are retried with
+// backoff by the client; Run returns only when ctx ends or the sink stops.
+func (c *KafkaConsumer) Run(ctx context.Context) error {
+	o := c.opts
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        o.Brokers,
+		GroupID:        o.Group,
+		GroupTopics:    []string{o.Topic},
+		Dialer:         o.Dialer,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  o.MaxBatch,
+		CommitInterval: 0, // commit synchronously, after the events are durable
+		StartOffset:    kafka.FirstOffset,
+		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
+	})
+	defer r.Close()
+	dlq := &kafka.Writer{
+		Addr:                   kafka.TCP(o.Brokers...),
+		Topic:                  o.DeadLetterTopic,
+		RequiredAcks:           kafka.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           5 * time.Millisecond,
+		Transport:              transport(o.Dialer),
+	}
+	defer dlq.Close()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.commit(cctx, r)
+	}()
+	for {
+		batch, err := c.fetch(ctx, r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("kafka: reading %s: %w", o.Topic, err)
+		}
+		if err := c.handle(ctx, r, dlq, batch); err != nil {
+			if ctx.Err() != nil || errors.Is(err, correlate.ErrStopped) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func transport(d *kafka.Dialer) kafka.RoundTripper {
+	if d == nil {
+		return nil
+	}
+	return &kafka.Transport{TLS: d.TLS, SASL: d.SASLMechanism}
+}
+
+// fetch waits for one message, then gathers more for up to BatchWait.
+func (c *KafkaConsumer) fetch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
+	first, err := r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{first}
+	wctx, cancel := context.WithTimeout(ctx, c.opts.BatchWait)
+	defer cancel()
+	for len(batch) < c.opts.MaxBatch {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			break // the wait is over; what was fetched stays queued in the reader
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// handle makes a batch durable, dead-letters what cannot be decoded, and
+// only then commits the offsets.
+func (c *KafkaConsumer) handle(ctx context.Context, r *kafka.Reader, dlq *kafka.Writer, batch []kafka.Message) error {
+	now := c.opts.Now()
+	msgs := make([]correlate.Message, 0, len(batch))
+	var dead []kafka.Message
+	lag := map[int]int64{}
+	for _, km := range batch {
+		events, err := DecodeKafkaAlert(km.Value)
+		if err == nil {
+			err = normalize(events, SourceKafka, now)
+		}
+		if err != nil {
+			reason := "invalid"
+			var de *DecodeError
+			if errors.As(err, &de) {
+				reason = de.Reason
+			}
+			c.m.decodeErrors.WithLabelValues(km.Topic, reason).Inc()
+			dead = append(dead, deadLetter(km, err))
+			// The message still advances its partition's offset.
+			events = nil
+		}
+		msgs = append(msgs, correlate.Message{
+			Partition: km.Topic + "/" + strconv.Itoa(km.Partition),
+			Offset:    km.Offset,
+			Events:    events,
+		})
+		lag[km.Partition] = km.HighWaterMark - km.Offset - 1
+	}
+	if len(dead) > 0 {
+		if err := c.retry(ctx, "writing to the dead-letter topic", func() error { return dlq.WriteMessages(ctx, dead...) }); err != nil {
+			return err
+		}
+		c.m.deadLettered.WithLabelValues(c.opts.Topic).Add(float64(len(dead)))
+	}
+	if err := c.retry(ctx, "storing events", func() error {
+		_, err := c.opts.Sink.SubmitMessages(ctx, msgs)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, km := range batch {
+		if last, ok := c.uncommitted[km.Partition]; !ok || km.Offset > last.Offset {
+			c.uncommitted[km.Partition] = km
+		}
+	}
+	if time.Since(c.lastCommit) >= c.opts.CommitInterval {
+		c.commit(ctx, r)
+	}
+	c.m.consumed.WithLabelValues(c.opts.Topic).Add(float64(len(batch)))
+	c.m.batch.Observe(float64(len(batch)))
+	for p, l := range lag {
+		c.m.lag.WithLabelValues(c.opts.Topic, strconv.Itoa(p)).Set(float64(max(l, 0)))
+	}
+	return nil
+}
+
+// commit commits the durable offsets. A failure is not fatal: uncommitted
+// messages come again and are skipped by offset.
+func (c *KafkaConsumer) commit(ctx context.Context, r *kafka.Reader) {
+	if len(c.uncommitted) == 0 {
+		return
+	}
+	msgs := make([]kafka.Message, 0, len(c.uncommitted))
+	for _, m := range c.uncommitted {
+		msgs = append(msgs, m)
+	}
+	c.lastCommit = time.Now()
+	if err := r.CommitMessages(ctx, msgs...); err != nil {
+		c.m.commitErrors.WithLabelValues(c.opts.Topic).Inc()
+		c.opts.Logger.Warn("kafka: committing offsets", "topic", c.opts.Topic, "err", err)
+		return
+	}
+	clear(c.uncommitted)
+}
+
+// retry runs f until it succeeds, ctx ends or the sink has stopped, with
+// capped exponential backoff.
+func (c *KafkaConsumer) retry(ctx context.Context, what string, f func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || errors.Is(err, correlate.ErrStopped) || ctx.Err() != nil {
+			return err
+		}
+		c.opts.Logger.Warn("kafka: "+what+" failed; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// Dead-letter headers.
+const (
+	HeaderError     = "triage-error"
+	HeaderTopic     = "triage-source-topic"
+	HeaderPartition = "triage-source-partition"
+	HeaderOffset    = "triage-source-offset"
+)
+
+func deadLetter(km kafka.Message, err error) kafka.Message {
+	headers := append([]kafka.Header{}, km.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderError, Value: []byte(err.Error())},
+		kafka.Header{Key: HeaderTopic, Value: []byte(km.Topic)},
+		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(km.Partition))},
+		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(km.Offset, 10))},
+	)
+	return kafka.Message{Key: km.Key, Value: km.Value, Headers: headers}
+}
+
+// DecodeKafkaAlert decodes an alerts-topic message: one Alertmanager
+// webhook payload (an object with "alerts") or one generic event, told
+// apart by shape. The events are not yet normalised.
+func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
+	if err := checkBody(value); err != nil {
+		return nil, err
+	}
+	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return nil, decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
+	}
+	if hasTopLevelKey(value, "alerts") {
+		return DecodeWebhook(value)
+	}
+	events, err := DecodeEvents(value)
+	for i := range events {
+		if events[i].Source == SourceAPI {
+			events[i].Source = SourceKafka
+		}
+	}
+	return events, err
+}
+
+// hasTopLevelKey reports whether a JSON object has key at its top level.
+func hasTopLevelKey(b []byte, key string) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if k, _ := t.(string); k == key {
+			return true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+	}
+	return false
+}
