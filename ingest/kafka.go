@@ -302,7 +302,9 @@ func deadLetter(km kafka.Message, err error) kafka.Message {
 
 // DecodeKafkaAlert decodes an alerts-topic message: one Alertmanager
 // webhook payload (an object with "alerts") or one generic event, told
-// apart by shape. The events are not yet normalised.
+// apart by shape. A generic event is parsed once; a webhook payload is
+// recognised at its first key that events do not have. The events are not
+// yet normalised.
 func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
 	if err := checkBody(value); err != nil {
 		return nil, err
@@ -310,9 +312,20 @@ func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
 	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return nil, decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
 	}
+	var ev triage.Event
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&ev)
+	if err == nil && !dec.More() {
+		if ev.Source == "" {
+			ev.Source = SourceKafka
+		}
+		return []triage.Event{ev}, nil
+	}
 	if hasTopLevelKey(value, "alerts") {
 		return DecodeWebhook(value)
 	}
+	// The slow path names the bad field.
 	events, err := DecodeEvents(value)
 	for i := range events {
 		if events[i].Source == SourceAPI {
