@@ -356,3 +356,81 @@ func hasTopLevelKey(b []byte, key string) bool {
 	}
 	return false
 }
+
+// LogRecord is one message of the logs topic, raw: the log pipeline (the
+// template miner) decodes it.
+type LogRecord struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Time      time.Time
+	Value     []byte
+}
+
+// LogSink takes log records. Until the log pipeline exists, DropLogs
+// counts them and drops them, visibly.
+type LogSink interface {
+	Logs(ctx context.Context, records []LogRecord) error
+}
+
+// DropLogs is a LogSink that counts records in
+// triage_ingest_log_records_dropped_total and keeps nothing.
+type DropLogs struct{ dropped prometheus.Counter }
+
+// NewDropLogs registers its counter.
+func NewDropLogs(reg prometheus.Registerer) *DropLogs {
+	return &DropLogs{dropped: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "triage_ingest_log_records_dropped_total",
+		Help: "Log records consumed and dropped: no log pipeline is configured in this version.",
+	})}
+}
+
+// Logs implements LogSink.
+func (d *DropLogs) Logs(_ context.Context, records []LogRecord) error {
+	d.dropped.Add(float64(len(records)))
+	return nil
+}
+
+// RunLogs consumes the logs topic, in the consumer group "<group>-logs",
+// into sink until ctx ends, committing offsets once the sink has taken the
+// records (at least once).
+func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink) error {
+	o := c.opts
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        o.Brokers,
+		GroupID:        o.Group + "-logs", // its own group: no rebalance with the alerts consumer
+		GroupTopics:    []string{topic},
+		Dialer:         o.Dialer,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  o.MaxBatch,
+		CommitInterval: o.CommitInterval, // records are not durable here: commits only pace redelivery
+		StartOffset:    kafka.FirstOffset,
+		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka logs reader: " + fmt.Sprintf(f, a...)) }),
+	})
+	defer r.Close()
+	for {
+		batch, err := c.fetch(ctx, r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("kafka: reading %s: %w", topic, err)
+		}
+		recs := make([]LogRecord, len(batch))
+		for i, m := range batch {
+			recs[i] = LogRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time, Value: m.Value}
+		}
+		if err := c.retry(ctx, "handing log records on", func() error { return sink.Logs(ctx, recs) }); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := r.CommitMessages(ctx, batch...); err != nil && ctx.Err() == nil {
+			c.m.commitErrors.WithLabelValues(topic).Inc()
+		}
+		c.m.consumed.WithLabelValues(topic).Add(float64(len(batch)))
+	}
+}

@@ -142,7 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopKafka()
 	kafkaDone := make(chan error, 1)
 	var kafkaFailed <-chan error // nil (never ready) without Kafka
-	if kc := cfg.Kafka; kc.Enabled() && kc.Topics.Alerts != "" {
+	if kc := cfg.Kafka; kc.Enabled() {
 		consumer := ingest.NewKafkaConsumer(ingest.KafkaOptions{
 			Brokers:         kc.Brokers,
 			Group:           kc.Group,
@@ -155,7 +155,15 @@ func Run(ctx context.Context, opts Options) error {
 			Logger:          log.With("component", "kafka"),
 			Registry:        reg,
 		})
-		go func() { kafkaDone <- consumer.Run(kctx) }()
+		var runs []func(context.Context) error
+		if kc.Topics.Alerts != "" {
+			runs = append(runs, consumer.Run)
+		}
+		if kc.Topics.Logs != "" {
+			logs := ingest.NewDropLogs(reg)
+			runs = append(runs, func(ctx context.Context) error { return consumer.RunLogs(ctx, kc.Topics.Logs, logs) })
+		}
+		go func() { kafkaDone <- runAll(kctx, runs) }()
 		kafkaFailed = kafkaDone
 	} else {
 		close(kafkaDone)
@@ -205,4 +213,22 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// runAll runs fs until all return; the first error cancels the others.
+func runAll(ctx context.Context, fs []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(fs))
+	for _, f := range fs {
+		go func() { errs <- f(ctx) }()
+	}
+	var first error
+	for range fs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }

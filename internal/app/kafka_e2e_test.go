@@ -66,9 +66,21 @@ func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 		}
 	}
 
+	// And a logs topic, which this version counts and drops.
+	logsTopic := "triage-test-logs-" + suffix
+	lw := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: logsTopic, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
+	defer lw.Close()
+	var logs []kafka.Message
+	for i := 0; i < 300; i++ {
+		logs = append(logs, kafka.Message{Value: []byte(fmt.Sprintf(`{"message":"GET /orders 500 in %dms","level":"error"}`, i))})
+	}
+	if err := writeRetry(ctx, lw, logs); err != nil {
+		t.Fatalf("producing logs: %v", err)
+	}
+
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: g-%s\n  max_batch: 500\n  topics:\n    alerts: %s\n    dead_letter: %s\ncorrelation:\n  window: 1h\n",
-		strings.Join(brokers, ", "), suffix, topic, dlqTopic)
+	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: g-%s\n  max_batch: 500\n  topics:\n    alerts: %s\n    logs: %s\n    dead_letter: %s\ncorrelation:\n  window: 1h\n",
+		strings.Join(brokers, ", "), suffix, topic, logsTopic, dlqTopic)
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +88,8 @@ func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 
 	// Kill the daemon once it has consumed part of the stream.
 	d := startDaemon(t, dir)
+	// Log records are consumed and visibly dropped.
+	waitMetric(t, client, d, "triage_ingest_log_records_dropped_total", func(v float64) bool { return v >= 300 })
 	waitMetric(t, client, d, "triage_kafka_messages_consumed_total", func(v float64) bool { return v >= total/4 })
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
