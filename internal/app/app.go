@@ -19,6 +19,7 @@ import (
 	"github.com/triage-dev/triage/correlate"
 	"github.com/triage-dev/triage/ingest"
 	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/internal/kafkaauth"
 	"github.com/triage-dev/triage/internal/server"
 )
 
@@ -56,6 +57,11 @@ func Run(ctx context.Context, opts Options) error {
 	if token == "" && !cfg.Auth.AllowUnauthenticated && !isLoopback(cfg.Listen) {
 		return fmt.Errorf("refusing to listen on %s without an auth token: set auth.token_file or TRIAGE_AUTH_TOKEN, "+
 			"or auth.allow_unauthenticated: true", cfg.Listen)
+	}
+
+	dialer, err := kafkaauth.Dialer(cfg.Kafka, opts.Getenv)
+	if err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -144,6 +150,7 @@ func Run(ctx context.Context, opts Options) error {
 	var kafkaFailed <-chan error // nil (never ready) without Kafka
 	if kc := cfg.Kafka; kc.Enabled() {
 		consumer := ingest.NewKafkaConsumer(ingest.KafkaOptions{
+			Dialer:          dialer,
 			Brokers:         kc.Brokers,
 			Group:           kc.Group,
 			Topic:           kc.Topics.Alerts,

@@ -40,7 +40,28 @@ type Kafka struct {
 	// MaxBatch caps the messages read before they are applied and committed.
 	MaxBatch int `yaml:"max_batch"`
 	// BatchWait is how long a batch waits for more messages.
-	BatchWait Duration `yaml:"batch_wait"`
+	BatchWait Duration  `yaml:"batch_wait"`
+	TLS       KafkaTLS  `yaml:"tls"`
+	SASL      KafkaSASL `yaml:"sasl"`
+}
+
+// KafkaTLS configures TLS to the brokers.
+type KafkaTLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// KafkaSASL configures SASL authentication: PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512. The password comes from password_file or the
+// TRIAGE_KAFKA_PASSWORD environment variable.
+type KafkaSASL struct {
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // KafkaTopics names the topics.
@@ -227,6 +248,18 @@ func (c *Config) Validate() []fieldError {
 		if kc.BatchWait <= 0 {
 			add("kafka.batch_wait", "must be positive")
 		}
+		if (kc.TLS.CertFile == "") != (kc.TLS.KeyFile == "") {
+			add("kafka.tls.cert_file", "cert_file and key_file go together")
+		}
+		switch strings.ToUpper(kc.SASL.Mechanism) {
+		case "":
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			if kc.SASL.Username == "" {
+				add("kafka.sasl.username", "required with a SASL mechanism")
+			}
+		default:
+			add("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", kc.SASL.Mechanism)
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -295,6 +328,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	dir := filepath.Dir(file)
 	c.DataDir = resolve(dir, c.DataDir)
 	c.Auth.TokenFile = resolve(dir, c.Auth.TokenFile)
+	for _, p := range []*string{&c.Kafka.TLS.CAFile, &c.Kafka.TLS.CertFile, &c.Kafka.TLS.KeyFile, &c.Kafka.SASL.PasswordFile} {
+		*p = resolve(dir, *p)
+	}
 	if c.Auth.TokenFile != "" {
 		if _, err := os.Stat(c.Auth.TokenFile); err != nil {
 			return nil, Errors{{File: file, Line: lineOf(&root, "auth.token_file"), Msg: "auth.token_file: " + err.Error()}}
