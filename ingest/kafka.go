@@ -114,6 +114,9 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 // backoff by the client; Run returns only when ctx ends or the sink stops.
 func (c *KafkaConsumer) Run(ctx context.Context) error {
 	o := c.opts
+	if err := c.waitTopic(ctx, o.Topic); err != nil {
+		return nil // ctx ended
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        o.Brokers,
 		GroupID:        o.Group,
@@ -125,7 +128,10 @@ func (c *KafkaConsumer) Run(ctx context.Context) error {
 		QueueCapacity:  o.MaxBatch,
 		CommitInterval: 0, // commit synchronously, after the events are durable
 		StartOffset:    kafka.FirstOffset,
-		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
+		// Notice topics created, and partitions added, after the start.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 2 * time.Second,
+		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
 	})
 	defer r.Close()
 	dlq := &kafka.Writer{
@@ -155,6 +161,42 @@ func (c *KafkaConsumer) Run(ctx context.Context) error {
 				return nil
 			}
 			return err
+		}
+	}
+}
+
+// waitTopic returns once topic exists (a group reader that starts before
+// its topic does may never pick it up), or with ctx's error.
+func (c *KafkaConsumer) waitTopic(ctx context.Context, topic string) error {
+	d := c.opts.Dialer
+	if d == nil {
+		d = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
+	}
+	logged := false
+	for {
+		for _, b := range c.opts.Brokers {
+			conn, err := d.DialContext(ctx, "tcp", b)
+			if err != nil {
+				continue
+			}
+			parts, err := conn.ReadPartitions(topic)
+			conn.Close()
+			if err == nil && len(parts) > 0 {
+				if logged {
+					c.opts.Logger.Info("kafka: topic is there now", "topic", topic)
+				}
+				return nil
+			}
+			break
+		}
+		if !logged {
+			c.opts.Logger.Warn("kafka: waiting for the topic to exist (or the brokers to answer)", "topic", topic)
+			logged = true
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -396,6 +438,9 @@ func (d *DropLogs) Logs(_ context.Context, records []LogRecord) error {
 // records (at least once).
 func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink) error {
 	o := c.opts
+	if err := c.waitTopic(ctx, topic); err != nil {
+		return nil // ctx ended
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        o.Brokers,
 		GroupID:        o.Group + "-logs", // its own group: no rebalance with the alerts consumer
@@ -407,7 +452,10 @@ func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink)
 		QueueCapacity:  o.MaxBatch,
 		CommitInterval: o.CommitInterval, // records are not durable here: commits only pace redelivery
 		StartOffset:    kafka.FirstOffset,
-		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka logs reader: " + fmt.Sprintf(f, a...)) }),
+		// Notice topics created, and partitions added, after the start.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 2 * time.Second,
+		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka logs reader: " + fmt.Sprintf(f, a...)) }),
 	})
 	defer r.Close()
 	for {
@@ -434,3 +482,50 @@ func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink)
 		c.m.consumed.WithLabelValues(topic).Add(float64(len(batch)))
 	}
 }
+
+// KafkaPublisher is a Sink that writes events to the alerts topic instead
+// of applying them, so that several Triage processes share one stream. It
+// returns once the brokers acknowledged every event (all in-sync replicas).
+// Events are keyed by fingerprint: one alert's notifications stay in order
+// on one partition.
+type KafkaPublisher struct {
+	w         *kafka.Writer
+	published prometheus.Counter
+}
+
+// NewKafkaPublisher writes to topic on brokers.
+func NewKafkaPublisher(brokers []string, topic string, dialer *kafka.Dialer, reg prometheus.Registerer) *KafkaPublisher {
+	return &KafkaPublisher{
+		w: &kafka.Writer{
+			Addr:                   kafka.TCP(brokers...),
+			Topic:                  topic,
+			RequiredAcks:           kafka.RequireAll,
+			Balancer:               &kafka.Hash{},
+			AllowAutoTopicCreation: true,
+			BatchTimeout:           2 * time.Millisecond,
+			Transport:              transport(dialer),
+		},
+		published: promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "triage_kafka_published_total",
+			Help: "Events written to the alerts topic in publish mode."}),
+	}
+}
+
+// Submit implements Sink.
+func (p *KafkaPublisher) Submit(ctx context.Context, events []triage.Event) error {
+	msgs := make([]kafka.Message, len(events))
+	for i := range events {
+		js, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(events[i].Fingerprint), Value: js}
+	}
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("publishing to %s: %w", p.w.Topic, err)
+	}
+	p.published.Add(float64(len(events)))
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (p *KafkaPublisher) Close() error { return p.w.Close() }

@@ -103,8 +103,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
+	var sink ingest.Sink = svc
+	if kc := cfg.Kafka; kc.Enabled() && kc.Publish {
+		pub := ingest.NewKafkaPublisher(kc.Brokers, kc.Topics.Alerts, dialer, reg)
+		defer pub.Close()
+		sink = pub
+	}
 	ing := ingest.NewHTTP(ingest.HTTPOptions{
-		Sink:           svc,
+		Sink:           sink,
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		MaxEvents:      cfg.HTTP.MaxEventsPerRequest,
 		ResolveTimeout: cfg.Correlation.ResolveTimeout.D(),

@@ -195,3 +195,58 @@ func scrape(client *http.Client, url, name string) (float64, bool) {
 	}
 	return sum, found
 }
+
+// TestKafkaPublishMode: with kafka.publish, events posted over HTTP go to the
+// alerts topic (acknowledged by the brokers before the 2xx) and become
+// incidents through the consumer, as they would in every process sharing
+// the stream.
+func TestKafkaPublishMode(t *testing.T) {
+	brokers := strings.Split(testenv.RequireService(t, "KAFKA_BROKERS",
+		"a Kafka broker: run deploy/dev/kafka.sh start and eval \"$(deploy/dev/kafka.sh env)\""), ",")
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic := "triage-test-publish-" + suffix
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: p-%s\n  publish: true\n  topics:\n    alerts: %s\n    dead_letter: %s-dlq\n",
+		strings.Join(brokers, ", "), suffix, topic, topic)
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, dir)
+	client := &http.Client{Timeout: 30 * time.Second}
+	body := `{"version":"4","status":"firing","alerts":[` +
+		`{"status":"firing","labels":{"alertname":"Published","service":"orders","instance":"a"}},` +
+		`{"status":"firing","labels":{"alertname":"Published","service":"orders","instance":"b"}}]}`
+	var resp *http.Response
+	var err error
+	for i := 0; i < 50; i++ { // the topic is created on the first write
+		resp, err = client.Post(d.url+"/api/v1/alerts", "application/json", strings.NewReader(body))
+		if err == nil && resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("post in publish mode: %v %v; log: %s", err, resp, d.logs)
+	}
+	resp.Body.Close()
+	if v, _ := scrape(client, d.url, "triage_kafka_published_total"); v != 2 {
+		t.Fatalf("published %v events, want 2", v)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		counts, incs := readAll(t, client, d.url)
+		if len(counts) == 2 && len(incs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the published alerts never became an incident: %d alerts; log: %s", len(counts), d.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v, _ := scrape(client, d.url, "triage_kafka_messages_consumed_total"); v != 2 {
+		t.Fatalf("consumed %v messages, want the 2 published", v)
+	}
+}

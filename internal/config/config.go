@@ -43,6 +43,10 @@ type Kafka struct {
 	BatchWait Duration  `yaml:"batch_wait"`
 	TLS       KafkaTLS  `yaml:"tls"`
 	SASL      KafkaSASL `yaml:"sasl"`
+	// Publish writes events received over HTTP to the alerts topic instead
+	// of applying them in place: every process consuming the topic shares
+	// the stream.
+	Publish bool `yaml:"publish"`
 }
 
 // KafkaTLS configures TLS to the brokers.
@@ -238,6 +242,9 @@ func (c *Config) Validate() []fieldError {
 		}
 		if kc.Topics.Alerts == "" && kc.Topics.Logs == "" {
 			add("kafka.topics", "name an alerts or a logs topic")
+		}
+		if kc.Publish && kc.Topics.Alerts == "" {
+			add("kafka.publish", "needs topics.alerts")
 		}
 		if kc.Topics.DeadLetter == "" {
 			add("kafka.topics.dead_letter", "must not be empty: undecodable messages go there")
