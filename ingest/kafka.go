@@ -110,12 +110,51 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 	}}
 }
 
-// Run consumes until ctx is cancelled. Broker outages are retried with
-// backoff by the client; Run returns only when ctx ends or the sink stops.
+// Run consumes until ctx is cancelled. When the brokers go away it keeps
+// trying, with backoff, and resumes from the committed offsets; it returns
+// only when ctx ends or the sink stops.
 func (c *KafkaConsumer) Run(ctx context.Context) error {
 	o := c.opts
+	dlq := &kafka.Writer{
+		Addr:                   kafka.TCP(o.Brokers...),
+		Topic:                  o.DeadLetterTopic,
+		RequiredAcks:           kafka.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           5 * time.Millisecond,
+		Transport:              transport(o.Dialer),
+	}
+	defer dlq.Close()
+	return c.keepRunning(ctx, o.Topic, func(ctx context.Context) error { return c.consume(ctx, dlq) })
+}
+
+// keepRunning runs f again, with backoff, each time it fails, until ctx
+// ends or the sink stops: a broker outage never stops the daemon.
+func (c *KafkaConsumer) keepRunning(ctx context.Context, topic string, f func(context.Context) error) error {
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := f(ctx)
+		if ctx.Err() != nil || errors.Is(err, correlate.ErrStopped) {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second // it ran fine for a while
+		}
+		c.opts.Logger.Warn("kafka: consumer stopped; starting again", "topic", topic, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// consume runs one reader until it fails or ctx ends.
+func (c *KafkaConsumer) consume(ctx context.Context, dlq *kafka.Writer) error {
+	o := c.opts
 	if err := c.waitTopic(ctx, o.Topic); err != nil {
-		return nil // ctx ended
+		return err
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        o.Brokers,
@@ -126,7 +165,7 @@ func (c *KafkaConsumer) Run(ctx context.Context) error {
 		MaxBytes:       16 << 20,
 		MaxWait:        250 * time.Millisecond,
 		QueueCapacity:  o.MaxBatch,
-		CommitInterval: 0, // commit synchronously, after the events are durable
+		CommitInterval: 0, // commits are made by this consumer, after the events are durable
 		StartOffset:    kafka.FirstOffset,
 		// Notice topics created, and partitions added, after the start.
 		WatchPartitionChanges:  true,
@@ -134,15 +173,6 @@ func (c *KafkaConsumer) Run(ctx context.Context) error {
 		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { o.Logger.Warn("kafka reader: " + fmt.Sprintf(f, a...)) }),
 	})
 	defer r.Close()
-	dlq := &kafka.Writer{
-		Addr:                   kafka.TCP(o.Brokers...),
-		Topic:                  o.DeadLetterTopic,
-		RequiredAcks:           kafka.RequireAll,
-		AllowAutoTopicCreation: true,
-		BatchTimeout:           5 * time.Millisecond,
-		Transport:              transport(o.Dialer),
-	}
-	defer dlq.Close()
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -151,15 +181,9 @@ func (c *KafkaConsumer) Run(ctx context.Context) error {
 	for {
 		batch, err := c.fetch(ctx, r)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("kafka: reading %s: %w", o.Topic, err)
+			return fmt.Errorf("reading %s: %w", o.Topic, err)
 		}
 		if err := c.handle(ctx, r, dlq, batch); err != nil {
-			if ctx.Err() != nil || errors.Is(err, correlate.ErrStopped) {
-				return nil
-			}
 			return err
 		}
 	}
@@ -437,9 +461,13 @@ func (d *DropLogs) Logs(_ context.Context, records []LogRecord) error {
 // into sink until ctx ends, committing offsets once the sink has taken the
 // records (at least once).
 func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink) error {
+	return c.keepRunning(ctx, topic, func(ctx context.Context) error { return c.consumeLogs(ctx, topic, sink) })
+}
+
+func (c *KafkaConsumer) consumeLogs(ctx context.Context, topic string, sink LogSink) error {
 	o := c.opts
 	if err := c.waitTopic(ctx, topic); err != nil {
-		return nil // ctx ended
+		return err
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        o.Brokers,
@@ -461,19 +489,13 @@ func (c *KafkaConsumer) RunLogs(ctx context.Context, topic string, sink LogSink)
 	for {
 		batch, err := c.fetch(ctx, r)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("kafka: reading %s: %w", topic, err)
+			return fmt.Errorf("reading %s: %w", topic, err)
 		}
 		recs := make([]LogRecord, len(batch))
 		for i, m := range batch {
 			recs[i] = LogRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time, Value: m.Value}
 		}
 		if err := c.retry(ctx, "handing log records on", func() error { return sink.Logs(ctx, recs) }); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 		if err := r.CommitMessages(ctx, batch...); err != nil && ctx.Err() == nil {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -248,5 +249,76 @@ func TestKafkaPublishMode(t *testing.T) {
 	}
 	if v, _ := scrape(client, d.url, "triage_kafka_messages_consumed_total"); v != 2 {
 		t.Fatalf("consumed %v messages, want the 2 published", v)
+	}
+}
+
+// TestKafkaBrokerRestart: the broker stops mid-stream and comes back; the
+// daemon reconnects on its own and loses nothing. It runs a broker of its
+// own (deploy/dev/kafka.sh on another port) so as not to disturb others.
+func TestKafkaBrokerRestart(t *testing.T) {
+	testenv.RequireService(t, "KAFKA_BROKERS", "a Kafka broker: run deploy/dev/kafka.sh start (this test starts its own on port 29092 with the same script)")
+	script, err := filepath.Abs("../../deploy/dev/kafka.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := func(cmd string) {
+		t.Helper()
+		c := exec.Command("bash", script, cmd)
+		c.Env = append(os.Environ(), "KAFKA_PORT=29092")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("kafka.sh %s: %v\n%s", cmd, err, out)
+		}
+	}
+	broker("start")
+	t.Cleanup(func() { broker("stop") })
+	brokers := []string{"127.0.0.1:29092"}
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic := "triage-test-restart-" + suffix
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
+		AllowAutoTopicCreation: true, BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Hash{}}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	produce := func(from, n int) {
+		var msgs []kafka.Message
+		for i := from; i < from+n; i++ {
+			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i % 50)), Value: []byte(fmt.Sprintf(
+				`{"labels":{"alertname":"R","service":"s%d","instance":"h%d"}}`, i%5, i%50))})
+		}
+		if err := writeRetry(ctx, w, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, 2000)
+
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: r-%s\n  topics:\n    alerts: %s\n    dead_letter: %s-dlq\ncorrelation:\n  window: 1h\n",
+		brokers[0], suffix, topic, topic)
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	d := startDaemon(t, dir)
+	waitMetric(t, client, d, "triage_kafka_messages_consumed_total", func(v float64) bool { return v >= 2000 })
+
+	broker("stop")
+	time.Sleep(3 * time.Second) // the daemon sees the broker gone
+	broker("start")
+	produce(2000, 3000)
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		counts, _ := readAll(t, client, d.url)
+		var sum int64
+		for _, c := range counts {
+			sum += c
+		}
+		if sum == 5000 {
+			break
+		}
+		if sum > 5000 || time.Now().After(deadline) {
+			t.Fatalf("after the broker restart: counts sum to %d, want 5000; log:\n%s", sum, tail(d.logs.String(), 30))
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
