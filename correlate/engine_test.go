@@ -53,6 +53,19 @@ func (h *harness) fire(labels ...string) Result { return h.send(triage.AlertFiri
 
 func (h *harness) resolve(labels ...string) Result { return h.send(triage.AlertResolved, labels...) }
 
+// post sends a firing notification of alert X with the given start and end.
+func (h *harness) post(start, ends time.Time) Result {
+	h.t.Helper()
+	ev := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: start, EndsAt: ends}
+	if err := ev.Normalize(h.now); err != nil {
+		h.t.Fatal(err)
+	}
+	h.e.Tick(h.now)
+	r := h.e.Process(ev, h.now)
+	h.m.Apply(h.e.Flush())
+	return r
+}
+
 func (h *harness) tick() {
 	h.e.Tick(h.now)
 	h.m.Apply(h.e.Flush())
@@ -365,16 +378,7 @@ func TestStaleResolvedNotificationIgnored(t *testing.T) {
 
 func TestExpiryFromEndsAt(t *testing.T) {
 	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
-	post := func(endsAt time.Time) Result {
-		e := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: t0, EndsAt: endsAt}
-		if err := e.Normalize(h.now); err != nil {
-			t.Fatal(err)
-		}
-		h.e.Tick(h.now)
-		r := h.e.Process(e, h.now)
-		h.m.Apply(h.e.Flush())
-		return r
-	}
+	post := func(endsAt time.Time) Result { return h.post(t0, endsAt) }
 	r := post(t0.Add(4 * time.Minute))
 	h.at(3 * time.Minute)
 	post(t0.Add(7 * time.Minute)) // re-sent: expiry extended
@@ -460,15 +464,7 @@ func TestLateFiringCopyDoesNotReopen(t *testing.T) {
 
 func TestSameOccurrenceAfterExpiryRefires(t *testing.T) {
 	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
-	post := func(ends time.Time) {
-		ev := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: t0, EndsAt: ends}
-		if err := ev.Normalize(h.now); err != nil {
-			t.Fatal(err)
-		}
-		h.e.Tick(h.now)
-		h.e.Process(ev, h.now)
-		h.m.Apply(h.e.Flush())
-	}
+	post := func(ends time.Time) { h.post(t0, ends) }
 	post(t0.Add(4 * time.Minute))
 	h.at(10 * time.Minute) // Prometheus was away: the alert expired at 10:04
 	h.tick()
@@ -483,15 +479,7 @@ func TestSameOccurrenceAfterExpiryRefires(t *testing.T) {
 
 func TestShorterEndsAtBringsExpiryForward(t *testing.T) {
 	h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour})
-	post := func(ends time.Time) {
-		ev := &triage.Event{Labels: map[string]string{"alertname": "X"}, StartsAt: t0, EndsAt: ends}
-		if err := ev.Normalize(h.now); err != nil {
-			t.Fatal(err)
-		}
-		h.e.Tick(h.now)
-		h.e.Process(ev, h.now)
-		h.m.Apply(h.e.Flush())
-	}
+	post := func(ends time.Time) { h.post(t0, ends) }
 	post(t0.Add(20 * time.Minute))
 	h.at(time.Minute)
 	post(t0.Add(5 * time.Minute))

@@ -530,15 +530,23 @@ func (s *Service) checkpointer() {
 	var lastPrune time.Time
 	tick := time.NewTicker(s.opts.CheckpointInterval)
 	defer tick.Stop()
+	// take adds a received record; it reports false when the channel closed
+	// (after a final checkpoint).
+	take := func(rec *Record, ok bool) bool {
+		if !ok {
+			s.checkpoint(pending)
+			return false
+		}
+		if !s.noCheckpoint {
+			pending = append(pending, rec)
+		}
+		return true
+	}
 	for {
 		select {
 		case rec, ok := <-s.ckpt:
-			if !ok {
-				s.checkpoint(pending)
+			if !take(rec, ok) {
 				return
-			}
-			if !s.noCheckpoint {
-				pending = append(pending, rec)
 			}
 			if len(pending) < maxPending {
 				continue
@@ -549,12 +557,8 @@ func (s *Service) checkpointer() {
 			for drained := false; !drained; {
 				select {
 				case rec, ok := <-s.ckpt:
-					if !ok {
-						s.checkpoint(pending)
+					if !take(rec, ok) {
 						return
-					}
-					if !s.noCheckpoint {
-						pending = append(pending, rec)
 					}
 				default:
 					drained = true
