@@ -1,7 +1,7 @@
 package app_test
 
 // Kafka ingestion against a real Apache Kafka 4 broker (deploy/dev/kafka.sh):
-// a stream of mixed messages with 1% malformed is consumed by the daemon,
+// 100,000 mixed messages with 1% malformed are consumed by the daemon,
 // which is killed with SIGKILL mid-stream and restarted. Every valid event
 // must be counted exactly once (offsets are applied with the events, so
 // redelivered messages are skipped), and every malformed message must be in
@@ -30,7 +30,7 @@ import (
 func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 	brokers := strings.Split(testenv.RequireService(t, "KAFKA_BROKERS",
 		"a Kafka broker: run deploy/dev/kafka.sh start and eval \"$(deploy/dev/kafka.sh env)\""), ",")
-	const total, malformedEvery = 20000, 100
+	const total, malformedEvery = 100000, 100
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, dlqTopic := "triage-test-alerts-"+suffix, "triage-test-dlq-"+suffix
 
