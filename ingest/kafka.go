@@ -49,10 +49,10 @@ type KafkaOptions struct {
 	Registry  prometheus.Registerer
 	// Dialer, when set, is used for TLS and SASL.
 	Dialer *kafka.Dialer
-	// CommitInterval is how often offsets are committed to Kafka. Events are
-	// durable, with their offsets, before that: after a crash, what was not
-	// committed comes again and is skipped, so this only trades commit
-	// round trips against redelivered messages.
+	// CommitInterval is how often offsets are committed to Kafka; 0 after
+	// every batch. Events are durable, with their offsets, before that:
+	// after a crash, what was not committed comes again and is skipped, so
+	// this only trades commit round trips against redelivered messages.
 	CommitInterval time.Duration
 }
 
@@ -90,9 +90,7 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 	if opts.BatchWait <= 0 {
 		opts.BatchWait = 50 * time.Millisecond
 	}
-	if opts.CommitInterval <= 0 {
-		opts.CommitInterval = time.Second
-	}
+
 	f := promauto.With(opts.Registry)
 	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, m: &kafkaMetrics{
 		consumed: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_messages_consumed_total",

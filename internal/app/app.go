@@ -163,6 +163,7 @@ func Run(ctx context.Context, opts Options) error {
 			DeadLetterTopic: kc.Topics.DeadLetter,
 			MaxBatch:        kc.MaxBatch,
 			BatchWait:       kc.BatchWait.D(),
+			CommitInterval:  kc.CommitInterval.D(),
 			Sink:            svc,
 			Now:             opts.Now,
 			Logger:          log.With("component", "kafka"),

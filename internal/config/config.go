@@ -43,6 +43,10 @@ type Kafka struct {
 	BatchWait Duration  `yaml:"batch_wait"`
 	TLS       KafkaTLS  `yaml:"tls"`
 	SASL      KafkaSASL `yaml:"sasl"`
+	// CommitInterval is how often offsets are committed to Kafka; 0 commits
+	// after every batch (use 0 when several processes share the group, so
+	// that a partition moving between them replays as little as possible).
+	CommitInterval Duration `yaml:"commit_interval"`
 	// Publish writes events received over HTTP to the alerts topic instead
 	// of applying them in place: every process consuming the topic shares
 	// the stream.
@@ -133,7 +137,7 @@ func Default() *Config {
 			ReopenWindow:   Duration(30 * time.Minute),
 			CILabels:       []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
 		},
-		Kafka: Kafka{Group: "triage", MaxBatch: 5000, BatchWait: Duration(50 * time.Millisecond),
+		Kafka: Kafka{Group: "triage", MaxBatch: 5000, BatchWait: Duration(50 * time.Millisecond), CommitInterval: Duration(time.Second),
 			Topics: KafkaTopics{Alerts: "triage.alerts", Logs: "triage.logs", DeadLetter: "triage.dlq"}},
 		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
 		Log:   Log{Level: "info", Format: "text"},
@@ -254,6 +258,9 @@ func (c *Config) Validate() []fieldError {
 		}
 		if kc.BatchWait <= 0 {
 			add("kafka.batch_wait", "must be positive")
+		}
+		if kc.CommitInterval < 0 {
+			add("kafka.commit_interval", "must not be negative (0: after every batch)")
 		}
 		if (kc.TLS.CertFile == "") != (kc.TLS.KeyFile == "") {
 			add("kafka.tls.cert_file", "cert_file and key_file go together")
