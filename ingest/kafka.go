@@ -67,6 +67,7 @@ type KafkaConsumer struct {
 	// uncommitted holds, by partition, the last message made durable but not
 	// yet committed to Kafka; commits go out once per CommitInterval.
 	uncommitted map[int]kafka.Message
+	pending     int // messages in uncommitted batches
 	lastCommit  time.Time
 }
 
@@ -74,6 +75,7 @@ type kafkaMetrics struct {
 	consumed, decodeErrors, deadLettered, commitErrors *prometheus.CounterVec
 	lag                                                *prometheus.GaugeVec
 	batch                                              prometheus.Histogram
+	commitLag                                          prometheus.Gauge
 }
 
 // NewKafkaConsumer registers the consumer's metrics.
@@ -103,6 +105,8 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 			Help: "Failed offset commits (the messages come again and are skipped by offset)."}, []string{"topic"}),
 		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_kafka_consumer_lag",
 			Help: "Messages behind the partition's high-water mark at the last batch."}, []string{"topic", "partition"}),
+		commitLag: f.NewGauge(prometheus.GaugeOpts{Name: "triage_kafka_commit_lag_messages",
+			Help: "Messages made durable but whose offsets are not yet committed to Kafka (replayed, and skipped, after a crash)."}),
 		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_kafka_batch_messages",
 			Help: "Messages per applied and committed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 	}}
@@ -296,6 +300,8 @@ func (c *KafkaConsumer) handle(ctx context.Context, r *kafka.Reader, dlq *kafka.
 			c.uncommitted[km.Partition] = km
 		}
 	}
+	c.pending += len(batch)
+	c.m.commitLag.Set(float64(c.pending))
 	if time.Since(c.lastCommit) >= c.opts.CommitInterval {
 		c.commit(ctx, r)
 	}
@@ -324,6 +330,8 @@ func (c *KafkaConsumer) commit(ctx context.Context, r *kafka.Reader) {
 		return
 	}
 	clear(c.uncommitted)
+	c.pending = 0
+	c.m.commitLag.Set(0)
 }
 
 // retry runs f until it succeeds, ctx ends or the sink has stopped, with

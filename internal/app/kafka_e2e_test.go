@@ -322,3 +322,110 @@ func TestKafkaBrokerRestart(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestKafkaRebalanceLosesNothing: a second daemon joins the consumer group
+// mid-stream, then leaves; every message is applied by one of them.
+// Across processes a partition that moves is replayed from its last commit
+// (commit_interval: 0 keeps that small), so the test requires no loss and
+// reports duplicates rather than forbidding them.
+func TestKafkaRebalanceLosesNothing(t *testing.T) {
+	brokers := strings.Split(testenv.RequireService(t, "KAFKA_BROKERS",
+		"a Kafka broker: run deploy/dev/kafka.sh start and eval \"$(deploy/dev/kafka.sh env)\""), ",")
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic := "triage-test-rebalance-" + suffix
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
+		AllowAutoTopicCreation: true, BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Hash{}}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	next := 0
+	produce := func(n int) {
+		var msgs []kafka.Message
+		for i := next; i < next+n; i++ {
+			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i % 400)), Value: []byte(fmt.Sprintf(
+				`{"labels":{"alertname":"B%d","service":"s%d","instance":"h%d"}}`, i%4, i%5, i%400))})
+		}
+		next += n
+		if err := writeRetry(ctx, w, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := func(dir string, kafkaOn bool) {
+		cfg := "correlation:\n  window: 1h\n"
+		if kafkaOn {
+			cfg += fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: rb-%s\n  commit_interval: 0s\n  topics:\n    alerts: %s\n    logs: \"\"\n    dead_letter: %s-dlq\n",
+				strings.Join(brokers, ", "), suffix, topic, topic)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	consumed := func(d *daemon) float64 {
+		v, _ := scrape(client, d.url, "triage_kafka_messages_consumed_total")
+		return v
+	}
+
+	dirA, dirB := t.TempDir(), t.TempDir()
+	config(dirA, true)
+	config(dirB, true)
+	produce(4000)
+	a := startDaemon(t, dirA)
+	waitMetric(t, client, a, "triage_kafka_messages_consumed_total", func(v float64) bool { return v >= 4000 })
+
+	b := startDaemon(t, dirB) // joins: the partitions are shared out again
+	deadline := time.Now().Add(90 * time.Second)
+	for consumed(b) == 0 { // keep the stream going until B has partitions
+		if time.Now().After(deadline) {
+			t.Fatalf("the second daemon got no messages after joining; A consumed %v; B's log:\n%s", consumed(a), tail(b.logs.String(), 20))
+		}
+		produce(200)
+		time.Sleep(100 * time.Millisecond)
+	}
+	produce(4000)
+	for consumed(a)+consumed(b) < float64(next) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// B leaves (SIGTERM: a graceful stop), A takes its partitions back.
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.cmd.Wait()
+	// Read what B applied: start it again without Kafka.
+	config(dirB, false)
+	b2 := startDaemon(t, dirB)
+	countsB, _ := readAll(t, client, b2.url)
+	var sumB int64
+	for _, c := range countsB {
+		sumB += c
+	}
+	produce(4000)
+	var countsA map[string]int64
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		countsA, _ = readAll(t, client, a.url)
+		var sumA int64
+		for _, c := range countsA {
+			sumA += c
+		}
+		if sumA+sumB >= int64(next) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var sum int64
+	union := map[string]bool{}
+	for fp, c := range countsA {
+		sum += c
+		union[fp] = true
+	}
+	for fp, c := range countsB {
+		sum += c
+		union[fp] = true
+	}
+	if sum < int64(next) || len(union) != 400 {
+		t.Fatalf("lost messages: counts sum to %d of %d sent, %d of 400 alerts seen (A %d alerts, B %d)", sum, next, len(union), len(countsA), len(countsB))
+	}
+	t.Logf("%d messages; applied %d times across the two daemons (%d replayed after partitions moved)", next, sum, sum-int64(next))
+}
