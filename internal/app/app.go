@@ -198,8 +198,11 @@ func Run(ctx context.Context, opts Options) error {
 	case err := <-svcDone:
 		runErr = fmt.Errorf("correlation service stopped: %w", err)
 		svcDone <- err
-	case err := <-kafkaFailed:
-		runErr = fmt.Errorf("kafka consumer stopped: %w", err)
+	case err := <-kafkaFailed: // consumers only return early when the service stopped
+		runErr = errors.New("kafka consumers stopped")
+		if err != nil {
+			runErr = fmt.Errorf("kafka consumers stopped: %w", err)
+		}
 		kafkaDone <- err
 	}
 	log.Info("shutting down")
