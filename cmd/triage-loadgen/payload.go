@@ -404,29 +404,27 @@ func (p *population) appendBody(dst []byte, k int64) ([]byte, int) {
 	case formatWebhook:
 		dst = p.appendWebhook(dst, alerts)
 	case formatV2:
-		dst = append(dst, '[')
-		for j := range alerts {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = p.appendPostable(dst, &alerts[j])
-		}
-		dst = append(dst, ']')
+		dst = appendArray(dst, alerts, p.appendPostable)
 	case formatEvents:
 		if len(alerts) == 1 {
 			dst = p.appendEvent(dst, &alerts[0])
 			break
 		}
-		dst = append(dst, '[')
-		for j := range alerts {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = p.appendEvent(dst, &alerts[j])
-		}
-		dst = append(dst, ']')
+		dst = appendArray(dst, alerts, p.appendEvent)
 	}
 	return dst, len(alerts)
+}
+
+// appendArray appends a JSON array of the alerts, each written by one.
+func appendArray[A any](dst []byte, alerts []A, one func([]byte, *A) []byte) []byte {
+	dst = append(dst, '[')
+	for j := range alerts {
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = one(dst, &alerts[j])
+	}
+	return append(dst, ']')
 }
 
 const (

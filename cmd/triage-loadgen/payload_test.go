@@ -42,13 +42,8 @@ type amAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-type postable struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-}
+// postable is the daemon's own shape of Alertmanager's posted alert.
+type postable = ingest.PostableAlert
 
 func strictDecode(t *testing.T, body []byte, v any) {
 	t.Helper()
