@@ -216,6 +216,17 @@ type Alert struct {
 	// Expired is set when the alert resolved because its ends_at passed
 	// without a new notification, not by a resolved notification.
 	Expired bool `json:"expired,omitempty"`
+	// Binding is how the alert was bound to a CI of the CMDB; nil when no
+	// CI matched (CI then holds the raw label value, if any).
+	Binding *Binding `json:"binding,omitempty"`
+	// Routing is what enrich rules set on the alert.
+	Routing Routing `json:"routing,omitzero"`
+	// Maintenance names the maintenance window the alert fired in, when the
+	// window annotates rather than suppresses.
+	Maintenance string `json:"maintenance,omitempty"`
+	// Flapping is set while the alert changes state too often; its changes
+	// then do not resolve or reopen its incident.
+	Flapping bool `json:"flapping,omitempty"`
 	// Joined says why the alert joined its incident.
 	Joined Explanation `json:"joined"`
 }
@@ -264,6 +275,10 @@ const (
 	KindResolved        = "resolved"
 	KindReopened        = "reopened"
 	KindComment         = "comment"
+	KindRootCause       = "root_cause"
+	KindMerged          = "merged"
+	KindFlapping        = "flapping"
+	KindReleased        = "released"
 )
 
 // ActorSystem is the actor of changes Triage makes on its own.
@@ -295,6 +310,17 @@ type Incident struct {
 	RootCause     RootCause  `json:"root_cause"`
 	Ticket        *Ticket    `json:"ticket"`
 	ProblemID     *uint64    `json:"problem_id"`
+	// AssignmentGroup and Project come from enrich rules (Project is the
+	// Jira project key of the incident's ticket).
+	AssignmentGroup string `json:"assignment_group,omitempty"`
+	Project         string `json:"jira_project,omitempty"`
+	// Held is set while the incident is below the minimum number of alerts
+	// (correlation.min_alerts): it is recorded but not notified.
+	Held bool `json:"held,omitempty"`
+	// MergedInto is set on an incident merged into another one when a later
+	// alert showed both had one cause; Merged lists those merged into this one.
+	MergedInto *uint64  `json:"merged_into,omitempty"`
+	Merged     []uint64 `json:"merged,omitempty"`
 	// Alerts, Explanation and Timeline are filled when one incident is read
 	// in full; lists of incidents leave them empty.
 	Alerts      []Alert         `json:"alerts"`

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -28,8 +29,15 @@ type Options struct {
 	// ReopenWindow is how long after it resolved an incident reopens when
 	// one of its alerts fires again; after it, a re-fire opens a new incident.
 	ReopenWindow time.Duration
-	// CILabels is the label order used to name an alert's configuration item.
+	// CILabels is the label order used to bind an alert to a configuration item.
 	CILabels []string
+	// Topology is the CMDB alerts bind to; nil when there is none.
+	Topology *Topology
+	// Rules are consulted for each new alert; nil for none.
+	Rules Rules
+	// MinAlerts holds a new incident (Held) until it has this many alerts;
+	// 0 or 1 holds none.
+	MinAlerts int
 }
 
 // DefaultCILabels is the default label order for binding an alert to a CI.
@@ -47,6 +55,11 @@ type Result struct {
 	Duplicate   bool // a repeated notification of a known alert
 	NewIncident bool
 	Ignored     bool // a resolved notification for an alert never seen firing
+	// Dropped is set when a rule or maintenance window dropped the event;
+	// Rule names it and Reason says why.
+	Dropped bool
+	Rule    string
+	Reason  string
 }
 
 // Changes are the records the Engine changed since the last Flush. The
@@ -102,6 +115,9 @@ type incidentState struct {
 	triage.Incident
 	alerts []*alertState
 	dirty  bool
+	// priority is the highest priority enrich rules set on its alerts;
+	// it overrides the one derived from severity.
+	priority string
 }
 
 // Engine is the deterministic correlation core. It is not safe for
@@ -161,12 +177,30 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	if ev.Status == triage.AlertResolved {
 		return Result{Ignored: true}
 	}
+	binding := e.opts.Topology.Bind(ev.Labels, e.opts.CILabels)
+	var adm Admission
+	if e.opts.Rules != nil {
+		adm = e.opts.Rules.Admit(ev, e.opts.Topology.ciOf(binding), now)
+		if adm.Drop {
+			return Result{Dropped: true, Rule: adm.Rule, Reason: adm.Reason}
+		}
+		if len(adm.Enriched) > 0 {
+			binding = e.opts.Topology.Bind(ev.Labels, e.opts.CILabels)
+		}
+	}
+	ci := e.ciOf(ev.Labels)
+	if binding != nil {
+		ci = binding.CI
+	}
 	a := &alertState{Alert: triage.Alert{
 		Fingerprint:  ev.Fingerprint,
 		Source:       ev.Source,
 		Status:       triage.AlertFiring,
 		Severity:     ev.Severity,
-		CI:           e.ciOf(ev.Labels),
+		CI:           ci,
+		Binding:      binding,
+		Routing:      adm.Routing,
+		Maintenance:  adm.Maintenance,
 		Labels:       ev.Labels,
 		Annotations:  ev.Annotations,
 		Count:        1,
@@ -175,8 +209,15 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 		LastSeen:     now,
 		GeneratorURL: ev.GeneratorURL,
 	}}
-	as := e.grouper.Assign(&a.Alert, now)
-	a.Joined = triage.Explanation{Fingerprint: a.Fingerprint, Reason: as.Reason, Rule: as.Rule,
+	as := e.grouper.Assign(&a.Alert, now, e)
+	reason := as.Reason
+	if len(adm.Enriched) > 0 {
+		reason += "; enriched by " + strings.Join(adm.Enriched, ", ")
+	}
+	if adm.Maintenance != "" {
+		reason += "; fired during maintenance window " + adm.Maintenance
+	}
+	a.Joined = triage.Explanation{Fingerprint: a.Fingerprint, Reason: reason, Rule: as.Rule,
 		GroupKey: as.GroupKey, Path: as.Path, At: now}
 	res := Result{}
 	inc := e.incidents[as.IncidentID]
@@ -188,7 +229,11 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	}
 	res.IncidentID = inc.ID
 	e.alerts[a.Fingerprint] = a
-	e.grouper.Observe(inc.ID, &a.Alert, now)
+	e.grouper.Join(inc.ID, &a.Alert, now)
+	if len(as.Merge) > 0 {
+		e.merge(inc, as.Merge, a, now)
+	}
+	e.updateRootCause(inc, now)
 	e.setExpiry(a, ev.EndsAt, now)
 	a.detailHash = e.detailHash(a.Annotations, a.GeneratorURL)
 	e.markDetail(a)
@@ -241,7 +286,7 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 		e.setExpiry(a, ev.EndsAt, now)
 	}
 	if inc.Status != triage.IncidentResolved {
-		e.grouper.Observe(inc.ID, &a.Alert, now)
+		e.grouper.Touch(inc.ID, now)
 		if triage.SeverityRank(ev.Severity) > triage.SeverityRank(a.Severity) {
 			a.Severity = ev.Severity
 			e.raiseSeverity(inc, a.Severity, now)
@@ -311,7 +356,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 		CI:          a.CI,
 		Service:     a.Labels["service"],
 		GroupKey:    as.GroupKey,
-		Labels:      as.GroupLabels,
+		Labels:      maps.Clone(a.Labels),
 		AlertCount:  1,
 		FiringCount: 1,
 		EventCount:  1,
@@ -322,14 +367,138 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	if a.CI == "" {
 		inc.RootCause.Reason = "no alert names a configuration item"
 	}
+	e.route(inc, a)
+	if e.opts.MinAlerts > 1 {
+		inc.Held = true
+	}
 	inc.alerts = []*alertState{a}
 	a.inc = inc
 	a.IncidentID = inc.ID
 	e.incidents[inc.ID] = inc
 	e.open++
-	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+alertName(&a.Alert)+": "+as.Reason, a.Fingerprint)
+	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+alertName(&a.Alert)+": "+a.Joined.Reason, a.Fingerprint)
+	if inc.Held {
+		e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem,
+			fmt.Sprintf("held: 1 of the %d alerts needed before it is notified (correlation.min_alerts)", e.opts.MinAlerts), "")
+	}
 	e.markIncident(inc)
 	return inc
+}
+
+// route applies what enrich rules set on a joining alert: an explicit
+// priority (the highest wins over the severity's), and service,
+// assignment group and Jira project where the incident has none yet.
+func (e *Engine) route(inc *incidentState, a *alertState) {
+	r := a.Routing
+	if r.Priority != "" && (inc.priority == "" || r.Priority < inc.priority) {
+		inc.priority = r.Priority
+		inc.Priority = r.Priority
+	}
+	if r.Service != "" && (inc.Service == "" || inc.Service == inc.Labels["service"] && len(inc.alerts) <= 1) {
+		inc.Service = r.Service
+	}
+	if inc.AssignmentGroup == "" {
+		inc.AssignmentGroup = r.AssignmentGroup
+	}
+	if inc.Project == "" {
+		inc.Project = r.Project
+	}
+}
+
+// commonLabels keeps the labels every alert of the incident shares.
+func commonLabels(inc *incidentState, labels map[string]string) {
+	for k, v := range inc.Labels {
+		if labels[k] != v {
+			delete(inc.Labels, k)
+		}
+	}
+}
+
+// merge moves the alerts of other open incidents into inc: a new alert
+// showed they share its cause. The merged incidents resolve as merged and
+// leave the live set; their alerts stay stored under their own ids.
+func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now time.Time) {
+	for _, id := range ids {
+		src := e.incidents[id]
+		if src == nil || src == inc || src.Status == triage.IncidentResolved {
+			continue
+		}
+		e.grouper.Release(src.ID)
+		for _, a := range src.alerts {
+			a.inc = inc
+			inc.alerts = append(inc.alerts, a)
+			commonLabels(inc, a.Labels)
+			e.route(inc, a)
+			e.grouper.Join(inc.ID, &a.Alert, a.LastSeen)
+		}
+		inc.AlertCount += src.AlertCount
+		inc.FiringCount += src.FiringCount
+		inc.EventCount += src.EventCount
+		inc.Merged = append(append(inc.Merged, src.ID), src.Merged...)
+		if inc.FiringCount > 0 {
+			inc.AutoResolveAt = nil
+		}
+		if inc.OpenedAt.After(src.OpenedAt) {
+			inc.OpenedAt = src.OpenedAt
+		}
+		inc.UpdatedAt = now
+		e.raiseSeverity(inc, src.Severity, now)
+		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
+			fmt.Sprintf("merged %s (%d alerts) into it: %s links both", src.Key, src.AlertCount, alertName(&by.Alert)), by.Fingerprint)
+		into := inc.ID
+		src.MergedInto = &into
+		src.Status = triage.IncidentResolved
+		t := now
+		src.ResolvedAt = &t
+		src.AutoResolveAt = nil
+		src.UpdatedAt = now
+		src.alerts = nil
+		e.open--
+		e.addTimeline(src, now, triage.KindMerged, triage.ActorSystem, "merged into "+inc.Key+": "+alertName(&by.Alert)+" links both", by.Fingerprint)
+		e.markIncident(src)
+		delete(e.incidents, src.ID)
+		e.changes.Evicted = append(e.changes.Evicted, src.ID)
+	}
+	e.releaseHeld(inc, now)
+	e.markIncident(inc)
+}
+
+// releaseHeld notifies a held incident once it has min_alerts alerts.
+func (e *Engine) releaseHeld(inc *incidentState, now time.Time) {
+	if inc.Held && inc.AlertCount >= e.opts.MinAlerts {
+		inc.Held = false
+		e.addTimeline(inc, now, triage.KindReleased, triage.ActorSystem,
+			fmt.Sprintf("released: %d alerts reached correlation.min_alerts", inc.AlertCount), "")
+	}
+}
+
+// updateRootCause asks the grouper for the incident's root cause and
+// records a change on the timeline.
+func (e *Engine) updateRootCause(inc *incidentState, now time.Time) {
+	rc, ok := e.grouper.(RootCauser)
+	if !ok {
+		return
+	}
+	r, ok := rc.RootCause(inc.ID)
+	if !ok || r == inc.RootCause {
+		return
+	}
+	changed := r.CI != inc.RootCause.CI
+	inc.RootCause = r
+	inc.CI = r.CI
+	if changed {
+		e.addTimeline(inc, now, triage.KindRootCause, triage.ActorSystem, "root cause: "+r.CI+": "+r.Reason, "")
+	}
+	e.markIncident(inc)
+}
+
+// Incident implements OpenIncidents for the grouper.
+func (e *Engine) Incident(id uint64) *triage.Incident {
+	inc := e.incidents[id]
+	if inc == nil || inc.Status == triage.IncidentResolved {
+		return nil
+	}
+	return &inc.Incident
 }
 
 func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
@@ -342,7 +511,10 @@ func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
 	inc.UpdatedAt = now
 	inc.AutoResolveAt = nil
 	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, alertName(&a.Alert)+" joined: "+a.Joined.Reason, a.Fingerprint)
+	commonLabels(inc, a.Labels)
+	e.route(inc, a)
 	e.raiseSeverity(inc, a.Severity, now)
+	e.releaseHeld(inc, now)
 	e.markIncident(inc)
 }
 
@@ -352,7 +524,9 @@ func (e *Engine) raiseSeverity(inc *incidentState, sev string, now time.Time) {
 	}
 	old := inc.Severity
 	inc.Severity = sev
-	inc.Priority = triage.PriorityForSeverity(sev)
+	if inc.priority == "" {
+		inc.Priority = triage.PriorityForSeverity(sev)
+	}
 	e.addTimeline(inc, now, triage.KindSeverityChanged, triage.ActorSystem,
 		fmt.Sprintf("severity %s → %s, priority %s", orNone(old), sev, inc.Priority), "")
 }
@@ -396,6 +570,10 @@ func (e *Engine) evict(inc *incidentState) {
 func (e *Engine) Tick(now time.Time) {
 	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
 		t := heap.Pop(&e.timers).(timer)
+		if t.kind == timerExpire {
+			e.expire(t)
+			continue
+		}
 		inc := e.incidents[t.id]
 		if inc == nil {
 			continue
@@ -410,23 +588,27 @@ func (e *Engine) Tick(now time.Time) {
 			if inc.Status == triage.IncidentResolved && !now.Before(inc.ResolvedAt.Add(e.opts.ReopenWindow)) {
 				e.evict(inc)
 			}
-		case timerExpire:
-			a := e.alerts[t.fp]
-			if a == nil || a.inc != inc || !a.expiryAt.Equal(t.at) {
-				continue // stale: the alert moved on, or an earlier timer replaced this one
-			}
-			a.expiryAt = time.Time{}
-			if a.Status != triage.AlertFiring || a.EndsAt.IsZero() {
-				continue
-			}
-			if a.EndsAt.After(t.at) { // extended since: wait for the new end
-				e.queueExpiry(a, a.EndsAt)
-				continue
-			}
-			a.Expired = true
-			e.resolveAlert(a, a.EndsAt, t.at, "expired: not notified again before its ends_at")
+
 		}
 	}
+}
+
+// expire resolves an alert whose ends_at passed without a new notification.
+func (e *Engine) expire(t timer) {
+	a := e.alerts[t.fp]
+	if a == nil || a.IncidentID != t.id || !a.expiryAt.Equal(t.at) {
+		return // stale: the alert moved on, or an earlier timer replaced this one
+	}
+	a.expiryAt = time.Time{}
+	if a.Status != triage.AlertFiring || a.EndsAt.IsZero() {
+		return
+	}
+	if a.EndsAt.After(t.at) { // extended since: wait for the new end
+		e.queueExpiry(a, a.EndsAt)
+		return
+	}
+	a.Expired = true
+	e.resolveAlert(a, a.EndsAt, t.at, "expired: not notified again before its ends_at")
 }
 
 // NextTimer is when Tick next has work, or the zero time.
@@ -511,8 +693,11 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
 			e.queueExpiry(a, a.EndsAt)
 		}
+		if a.Routing.Priority != "" && (is.priority == "" || a.Routing.Priority < is.priority) {
+			is.priority = a.Routing.Priority
+		}
 		if is.Status != triage.IncidentResolved {
-			e.grouper.Observe(is.ID, &a.Alert, a.LastSeen)
+			e.grouper.Join(is.ID, &a.Alert, a.LastSeen)
 		}
 	}
 	e.incidents[is.ID] = is

@@ -19,6 +19,16 @@ type Assignment struct {
 	Reason string
 	Rule   string
 	Path   []string
+	// Merge lists open incidents to merge into IncidentID: the new alert
+	// showed they share its cause.
+	Merge []uint64
+}
+
+// OpenIncidents gives a Grouper read access to the engine's incidents.
+type OpenIncidents interface {
+	// Incident returns a live incident, or nil. The pointer is valid
+	// during the call only.
+	Incident(id uint64) *triage.Incident
 }
 
 // Grouper decides which incident a new alert belongs to. The Engine owns
@@ -26,11 +36,15 @@ type Assignment struct {
 // Implementations must be deterministic and do no I/O.
 type Grouper interface {
 	// Assign is called for each alert seen for the first time.
-	Assign(a *triage.Alert, now time.Time) Assignment
-	// Observe is called when an alert of a not-resolved incident is created
-	// or notified again.
-	Observe(incidentID uint64, a *triage.Alert, now time.Time)
-	// Release is called when an incident resolves: it accepts no new alerts.
+	Assign(a *triage.Alert, now time.Time, open OpenIncidents) Assignment
+	// Join is called when an alert joins a not-resolved incident, and for
+	// each alert of a live incident restored after a restart.
+	Join(incidentID uint64, a *triage.Alert, now time.Time)
+	// Touch is called for each notification of an alert of a not-resolved
+	// incident.
+	Touch(incidentID uint64, now time.Time)
+	// Release is called when an incident resolves or is merged: it accepts
+	// no new alerts.
 	Release(incidentID uint64)
 }
 
@@ -77,7 +91,7 @@ func (g *LabelGrouper) Key(labels map[string]string) string {
 }
 
 // Assign implements Grouper.
-func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time) Assignment {
+func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time, _ OpenIncidents) Assignment {
 	key := g.Key(a.Labels)
 	grps := g.groups[key]
 	for i := len(grps) - 1; i >= 0; i-- {
@@ -98,9 +112,9 @@ func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time) Assignment {
 	return Assignment{GroupKey: key, GroupLabels: labels, Reason: "first alert of group {" + key + "}"}
 }
 
-// Observe implements Grouper.
-func (g *LabelGrouper) Observe(id uint64, a *triage.Alert, now time.Time) {
-	key := a.Joined.GroupKey // set from Assign; saves rebuilding it per notification
+// Join implements Grouper.
+func (g *LabelGrouper) Join(id uint64, a *triage.Alert, now time.Time) {
+	key := a.Joined.GroupKey // set from Assign; saves rebuilding it
 	if key == "" {
 		key = g.Key(a.Labels)
 	}
@@ -114,6 +128,18 @@ func (g *LabelGrouper) Observe(id uint64, a *triage.Alert, now time.Time) {
 	}
 	g.groups[key] = slices.Insert(grps, i, labelGroup{id: id, last: now})
 	g.keyOf[id] = key
+}
+
+// Touch implements Grouper.
+func (g *LabelGrouper) Touch(id uint64, now time.Time) {
+	key, ok := g.keyOf[id]
+	if !ok {
+		return
+	}
+	grps := g.groups[key]
+	if i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmpU64(lg.id, id) }); found && now.After(grps[i].last) {
+		grps[i].last = now
+	}
 }
 
 // Release implements Grouper.

@@ -2,7 +2,6 @@ package correlate
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/triage-dev/triage"
@@ -56,15 +55,13 @@ func (m *Memory) Apply(ch Changes) {
 func (m *Memory) Incidents() []triage.Incident {
 	out := make([]triage.Incident, 0, len(m.incidents))
 	for id, inc := range m.incidents {
-		for _, a := range m.alerts[id] {
-			inc.Alerts = append(inc.Alerts, a)
-		}
-		slices.SortFunc(inc.Alerts, func(a, b triage.Alert) int {
-			if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
-				return c
+		for _, from := range append([]uint64{id}, inc.Merged...) {
+			for _, a := range m.alerts[from] {
+				a.IncidentID = id
+				inc.Alerts = append(inc.Alerts, a)
 			}
-			return strings.Compare(a.Fingerprint, b.Fingerprint)
-		})
+		}
+		sortAlerts(inc.Alerts)
 		inc.Explanation = make([]triage.Explanation, len(inc.Alerts))
 		for i := range inc.Alerts {
 			inc.Explanation[i] = inc.Alerts[i].Joined

@@ -271,7 +271,7 @@ func (s *Store) Restore(e *Engine) error {
 			if err := getJSON(ib, k, &inc); err != nil {
 				return err
 			}
-			alerts, err := readAlerts(tx, inc.ID)
+			alerts, err := readIncidentAlerts(tx, &inc)
 			if err != nil {
 				return err
 			}
@@ -326,9 +326,12 @@ func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 		if err := getJSON(ib, u64(id), &inc); err != nil {
 			return err
 		}
-		alerts, err := readAlerts(tx, id)
+		alerts, err := readIncidentAlerts(tx, &inc)
 		if err != nil {
 			return err
+		}
+		for i := range alerts {
+			alerts[i].IncidentID = id // alerts of merged incidents are stored under theirs
 		}
 		inc.Alerts = alerts
 		inc.Explanation = make([]triage.Explanation, len(alerts))
@@ -400,6 +403,34 @@ func (s *Store) PruneEvents(cutoff time.Time, max int) (int, error) {
 	return n, nil
 }
 
+// readIncidentAlerts reads the alerts of an incident and of the incidents
+// merged into it, in the order they joined. Each keeps the IncidentID it
+// is stored under.
+func readIncidentAlerts(tx *bolt.Tx, inc *triage.Incident) ([]triage.Alert, error) {
+	alerts, err := readAlerts(tx, inc.ID)
+	if err != nil || len(inc.Merged) == 0 {
+		return alerts, err
+	}
+	for _, id := range inc.Merged {
+		more, err := readAlerts(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		alerts = append(alerts, more...)
+	}
+	sortAlerts(alerts)
+	return alerts, nil
+}
+
+func sortAlerts(alerts []triage.Alert) {
+	slices.SortFunc(alerts, func(a, b triage.Alert) int {
+		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Fingerprint, b.Fingerprint)
+	})
+}
+
 func readAlerts(tx *bolt.Tx, id uint64) ([]triage.Alert, error) {
 	alerts := []triage.Alert{}
 	c := tx.Bucket(bucketAlerts).Cursor()
@@ -418,12 +449,7 @@ func readAlerts(tx *bolt.Tx, id uint64) ([]triage.Alert, error) {
 		alerts = append(alerts, a)
 	}
 	// Alerts are keyed by fingerprint; list them in the order they joined.
-	slices.SortFunc(alerts, func(a, b triage.Alert) int {
-		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Fingerprint, b.Fingerprint)
-	})
+	sortAlerts(alerts)
 	return alerts, nil
 }
 

@@ -4,10 +4,7 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/triage-dev/triage/internal/yamlfile"
 )
 
 // Config is the whole configuration. See the README for every key.
@@ -27,6 +26,8 @@ type Config struct {
 	Auth        Auth        `yaml:"auth"`
 	HTTP        HTTP        `yaml:"http"`
 	Correlation Correlation `yaml:"correlation"`
+	CMDB        CMDB        `yaml:"cmdb"`
+	Rules       Rules       `yaml:"rules"`
 	Store       Store       `yaml:"store"`
 	Kafka       Kafka       `yaml:"kafka"`
 	Log         Log         `yaml:"log"`
@@ -108,6 +109,42 @@ type Correlation struct {
 	ResolveTimeout Duration `yaml:"resolve_timeout"`
 	ReopenWindow   Duration `yaml:"reopen_window"`
 	CILabels       []string `yaml:"ci_labels"`
+	// MaxHops is how far apart two CIs may be in the topology for their
+	// alerts to share an incident (0: the same CI only).
+	MaxHops int `yaml:"max_hops"`
+	// Relations are the CMDB relation types failures travel along.
+	Relations []string `yaml:"relations"`
+	// MinAlerts holds a new incident until it has this many alerts.
+	MinAlerts int `yaml:"min_alerts"`
+	// MaxIncidentAge stops an incident from absorbing new alerts once it
+	// has been open this long (0: no limit).
+	MaxIncidentAge Duration `yaml:"max_incident_age"`
+	// Flapping marks an alert that changes state Changes times within
+	// Window; its changes then neither resolve nor reopen its incident.
+	Flapping Flapping `yaml:"flapping"`
+}
+
+// Flapping configures flap detection; Changes 0 turns it off.
+type Flapping struct {
+	Changes int      `yaml:"changes"`
+	Window  Duration `yaml:"window"`
+}
+
+// CMDB configures the topology. Without a file, the topology is the one
+// last imported with PUT /api/v1/cmdb (kept in the data directory).
+type CMDB struct {
+	File string `yaml:"file"`
+	// ReloadInterval is how often the file is checked for changes (0: only
+	// on SIGHUP).
+	ReloadInterval Duration `yaml:"reload_interval"`
+}
+
+// Rules configures the rule files: paths or globs.
+type Rules struct {
+	Files []string `yaml:"files"`
+	// ReloadInterval is how often the files are checked for changes (0:
+	// only on SIGHUP).
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Store configures the embedded state store.
@@ -136,7 +173,13 @@ func Default() *Config {
 			ResolveTimeout: Duration(5 * time.Minute),
 			ReopenWindow:   Duration(30 * time.Minute),
 			CILabels:       []string{"ci", "instance", "host", "hostname", "node", "device", "pod", "service", "job"},
+			MaxHops:        3,
+			Relations:      []string{"depends_on", "runs_on", "connected_to"},
+			MinAlerts:      1,
+			Flapping:       Flapping{Changes: 0, Window: Duration(10 * time.Minute)},
 		},
+		CMDB:  CMDB{ReloadInterval: Duration(10 * time.Second)},
+		Rules: Rules{ReloadInterval: Duration(10 * time.Second)},
 		Kafka: Kafka{Group: "triage", MaxBatch: 5000, BatchWait: Duration(50 * time.Millisecond), CommitInterval: Duration(time.Second),
 			Topics: KafkaTopics{Alerts: "triage.alerts", Logs: "triage.logs", DeadLetter: "triage.dlq"}},
 		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
@@ -144,33 +187,11 @@ func Default() *Config {
 	}
 }
 
-// Error is one problem in a config file, at a line when known.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e Error) Error() string {
-	switch {
-	case e.File == "":
-		return e.Msg
-	case e.Line == 0:
-		return e.File + ": " + e.Msg
-	}
-	return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
-}
+// Error is one problem at a position of the config file.
+type Error = yamlfile.Error
 
 // Errors is every problem found in a config file.
-type Errors []Error
-
-func (es Errors) Error() string {
-	s := make([]string, len(es))
-	for i, e := range es {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
+type Errors = yamlfile.Errors
 
 // fieldError is a validation problem at a dotted key path.
 type fieldError struct {
@@ -225,6 +246,34 @@ func (c *Config) Validate() []fieldError {
 	}
 	if k.ReopenWindow < 0 {
 		add("correlation.reopen_window", "must not be negative")
+	}
+	if k.MaxHops < 0 || k.MaxHops > 10 {
+		add("correlation.max_hops", "must be between 0 and 10")
+	}
+	for i, r := range k.Relations {
+		switch r {
+		case "depends_on", "runs_on", "connected_to", "member_of":
+		default:
+			add(fmt.Sprintf("correlation.relations.%d", i), "%q is not depends_on, runs_on, connected_to or member_of", r)
+		}
+	}
+	if k.MinAlerts < 1 {
+		add("correlation.min_alerts", "must be at least 1")
+	}
+	if k.MaxIncidentAge < 0 {
+		add("correlation.max_incident_age", "must not be negative (0: no limit)")
+	}
+	if k.Flapping.Changes < 0 || k.Flapping.Changes == 1 {
+		add("correlation.flapping.changes", "must be 0 (off) or at least 2")
+	}
+	if k.Flapping.Changes > 0 && k.Flapping.Window <= 0 {
+		add("correlation.flapping.window", "must be positive")
+	}
+	if c.CMDB.ReloadInterval < 0 {
+		add("cmdb.reload_interval", "must not be negative (0: only on SIGHUP)")
+	}
+	if c.Rules.ReloadInterval < 0 {
+		add("rules.reload_interval", "must not be negative (0: only on SIGHUP)")
 	}
 	if c.Store.EventRetention < 0 {
 		add("store.event_retention", "must not be negative (0 keeps no event log)")
@@ -302,39 +351,24 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
 // Parse decodes and validates config data read from file (used in messages
 // and to resolve relative paths).
 func Parse(file string, data []byte) (*Config, error) {
 	c := Default()
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(file, err)
-	}
-	if errs := notYet(file, &root); len(errs) > 0 {
-		return nil, errs
-	}
-	if len(bytes.TrimSpace(data)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: only comments
-			errs := yamlErrors(file, err)
-			for i := range errs {
-				if p := pathAt(&root, errs[i].Line); p != "" && !strings.HasPrefix(errs[i].Msg, "unknown key") {
-					errs[i].Msg = p + ": " + errs[i].Msg
-				}
-			}
+	if err := yaml.Unmarshal(data, &root); err == nil {
+		if errs := notYet(file, &root); len(errs) > 0 {
 			return nil, errs
 		}
-		var extra yaml.Node
-		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-			return nil, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document (---): put everything in one"}}
-		}
 	}
+	rootp, err := yamlfile.Decode(file, data, c)
+	if err != nil {
+		return nil, err
+	}
+	root = *rootp
 	var errs Errors
 	for _, fe := range c.Validate() {
-		errs = append(errs, Error{File: file, Line: lineOf(&root, fe.path), Msg: fe.path + ": " + fe.msg})
+		errs = append(errs, Error{File: file, Line: yamlfile.LineOf(&root, fe.path), Msg: fe.path + ": " + fe.msg})
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -342,12 +376,16 @@ func Parse(file string, data []byte) (*Config, error) {
 	dir := filepath.Dir(file)
 	c.DataDir = resolve(dir, c.DataDir)
 	c.Auth.TokenFile = resolve(dir, c.Auth.TokenFile)
+	c.CMDB.File = resolve(dir, c.CMDB.File)
+	for i, f := range c.Rules.Files {
+		c.Rules.Files[i] = resolve(dir, f)
+	}
 	for _, p := range []*string{&c.Kafka.TLS.CAFile, &c.Kafka.TLS.CertFile, &c.Kafka.TLS.KeyFile, &c.Kafka.SASL.PasswordFile} {
 		*p = resolve(dir, *p)
 	}
 	if c.Auth.TokenFile != "" {
 		if _, err := os.Stat(c.Auth.TokenFile); err != nil {
-			return nil, Errors{{File: file, Line: lineOf(&root, "auth.token_file"), Msg: "auth.token_file: " + err.Error()}}
+			return nil, Errors{{File: file, Line: yamlfile.LineOf(&root, "auth.token_file"), Msg: "auth.token_file: " + err.Error()}}
 		}
 	}
 	return c, nil
@@ -360,114 +398,23 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func yamlErrors(file string, err error) Errors {
-	var te *yaml.TypeError
-	lines := []string{err.Error()}
-	if errors.As(err, &te) {
-		lines = te.Errors
-	}
-	var errs Errors
-	for _, l := range lines {
-		e := Error{File: file, Msg: strings.TrimPrefix(l, "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(l); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = cleanYAMLMsg(m[2])
-		}
-		errs = append(errs, e)
-	}
-	return errs
-}
-
-var inType = regexp.MustCompile(` in type [\w.]+`)
-
-func cleanYAMLMsg(s string) string {
-	s = inType.ReplaceAllString(s, "")
-	s = strings.Replace(s, "field ", "unknown key ", 1)
-	s = strings.Replace(s, " not found", "", 1)
-	return s
-}
-
-// lineOf finds the line of a dotted key path ("correlation.group_by.0") in
-// a YAML document, or the closest parent's line, or 0.
-func lineOf(root *yaml.Node, path string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		var next *yaml.Node
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == part {
-					next = n.Content[i+1]
-					line = n.Content[i].Line
-				}
-			}
-		case yaml.SequenceNode:
-			if i, err := strconv.Atoi(part); err == nil && i < len(n.Content) {
-				next = n.Content[i]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
-}
-
 // planned are the keys of the design's config that this version does not
 // implement yet: a clearer error than "unknown key".
 var planned = map[string]string{
-	"cmdb":                 "the CMDB topology",
-	"rules":                "expr rules",
-	"clickhouse":           "ClickHouse KPIs",
-	"jira":                 "the Jira connector",
-	"correlation.max_hops": "topology correlation",
+	"clickhouse": "ClickHouse KPIs",
+	"jira":       "the Jira connector",
 }
 
 func notYet(file string, root *yaml.Node) Errors {
 	var errs Errors
 	for key, what := range planned {
-		if line := lineOf(root, key); line > 0 && pathAt(root, line) == key {
+		if line := yamlfile.LineOf(root, key); line > 0 && yamlfile.PathAt(root, line) == key {
 			errs = append(errs, Error{File: file, Line: line,
 				Msg: fmt.Sprintf("%s: %s is not in this version of Triage yet; remove the key", key, what)})
 		}
 	}
 	slices.SortFunc(errs, func(a, b Error) int { return a.Line - b.Line })
 	return errs
-}
-
-// pathAt is the dotted key path of the deepest key on a line, or "".
-func pathAt(n *yaml.Node, line int) string {
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if sub := pathAt(v, line); sub != "" {
-				return k.Value + "." + sub
-			}
-			if k.Line == line {
-				return k.Value
-			}
-		}
-	case yaml.SequenceNode:
-		for i, v := range n.Content {
-			if sub := pathAt(v, line); sub != "" {
-				return strconv.Itoa(i) + "." + sub
-			}
-			if v.Line == line {
-				return strconv.Itoa(i)
-			}
-		}
-	}
-	return ""
 }
 
 // Duration is a time.Duration written as "90s", "10m", "1h30m" or "0".

@@ -72,7 +72,10 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"checkpoint interval too short", "store:\n  checkpoint_interval: 1ms\n", []string{"t.yaml:2: store.checkpoint_interval: must be between"}},
 		{"planned section", "listen: 127.0.0.1:1\njira:\n  url: https://x\n", []string{"t.yaml:2: jira: the Jira connector is not in this version"}},
 		{"kafka broker without port", "kafka:\n  brokers: [localhost]\n", []string{"t.yaml:2: kafka.brokers.0:"}},
-		{"planned key", "correlation:\n  window: 1m\n  max_hops: 3\n", []string{"t.yaml:3: correlation.max_hops: topology correlation is not in this version"}},
+		{"max hops out of range", "correlation:\n  window: 1m\n  max_hops: 11\n", []string{"t.yaml:3: correlation.max_hops: must be between 0 and 10"}},
+		{"unknown relation", "correlation:\n  relations: [depends_on, owns]\n", []string{"t.yaml:2: correlation.relations.1: \"owns\" is not"}},
+		{"flapping needs two changes", "correlation:\n  flapping:\n    changes: 1\n", []string{"t.yaml:3: correlation.flapping.changes: must be 0 (off) or at least 2"}},
+		{"min alerts zero", "correlation:\n  min_alerts: 0\n", []string{"t.yaml:2: correlation.min_alerts: must be at least 1"}},
 		{"two problems", "listen: x\nstore:\n  max_batch: 0\n", []string{"t.yaml:1: listen:", "t.yaml:3: store.max_batch"}},
 	}
 	for _, tc := range tests {

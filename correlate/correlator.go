@@ -1,0 +1,509 @@
+package correlate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/triage-dev/triage"
+)
+
+// CorrelatorOptions configure the Correlator.
+type CorrelatorOptions struct {
+	// Window is how long after an incident's last notification a new
+	// alert may still join it.
+	Window time.Duration
+	// MaxHops is how far apart in the topology two CIs may be for their
+	// alerts to share an incident; 0 joins alerts of the same CI only.
+	MaxHops int
+	// Relations are the relation types failures travel along; nil means
+	// depends_on, runs_on and connected_to.
+	Relations []string
+	// GroupBy are the labels that group alerts no CI, rule or topology
+	// placed.
+	GroupBy []string
+	// MaxAge stops an incident from absorbing new alerts once it has been
+	// open this long (0: no limit), so a long outage does not swallow
+	// unrelated later failures.
+	MaxAge time.Duration
+	// Rules supply correlate and group rules; nil for none.
+	Rules Rules
+	// MaxRuleScan bounds how many open incidents, newest first, correlate
+	// rules are tried against for one new alert (default 1000).
+	MaxRuleScan int
+}
+
+// DefaultRelations are the relation types that carry failures by default.
+var DefaultRelations = []string{triage.RelDependsOn, triage.RelRunsOn, triage.RelConnectedTo}
+
+// Correlator is the Grouper Triage runs: an alert joins an open incident
+// when a correlate rule links them, else when its CI is within MaxHops of
+// one of the incident's CIs along the failure-carrying relations (in one
+// direction: one depends on the other, transitively), else by group rules,
+// else by the group_by labels. When an alert's CI is what several open
+// incidents depend on, those incidents are merged into the oldest: they
+// turned out to have one cause.
+//
+// Its index is rebuilt from the live incidents on restore, so it holds
+// nothing the store does not.
+type Correlator struct {
+	opts    CorrelatorOptions
+	topo    *Topology
+	relMask uint8
+	upCache map[int32][]hop
+	incs    map[uint64]*cInc
+	order   []uint64              // not-resolved incidents, ascending
+	byCI    map[int32][]uint64    // CI → incidents with an alert on it
+	byUp    map[int32][]upRef     // CI u → incidents with a CI that depends on u
+	groups  map[string][]labelGrp // group key → incidents, ascending
+}
+
+// hop is one CI upstream of another: what it depends on within MaxHops.
+type hop struct {
+	ci     int32
+	dist   uint8
+	rel    uint8
+	parent int32 // index in the same hop list of the previous step, -1 from the origin
+}
+
+type upRef struct {
+	inc  uint64
+	ci   int32 // the incident's CI that depends on the key CI
+	dist uint8
+}
+
+type labelGrp struct {
+	id   uint64
+	last time.Time
+}
+
+type cInc struct {
+	id     uint64
+	opened time.Time
+	last   time.Time
+	cis    []int32
+	starts []time.Time // earliest alert start per CI
+	score  []int       // how many other CIs of the incident depend on cis[i]
+	keys   []string
+	first  *triage.Alert
+}
+
+// NewCorrelator returns a Correlator over topo (nil: no CMDB).
+func NewCorrelator(topo *Topology, opts CorrelatorOptions) *Correlator {
+	if opts.Relations == nil {
+		opts.Relations = DefaultRelations
+	}
+	if opts.MaxRuleScan <= 0 {
+		opts.MaxRuleScan = 1000
+	}
+	c := &Correlator{
+		opts:    opts,
+		topo:    topo,
+		upCache: make(map[int32][]hop),
+		incs:    make(map[uint64]*cInc),
+		byCI:    make(map[int32][]uint64),
+		byUp:    make(map[int32][]upRef),
+		groups:  make(map[string][]labelGrp),
+	}
+	for _, r := range opts.Relations {
+		if i := relIndex(r); i >= 0 {
+			c.relMask |= 1 << i
+		}
+	}
+	return c
+}
+
+// up lists the CIs that CI i depends on within MaxHops, nearest first.
+func (c *Correlator) up(i int32) []hop {
+	if h, ok := c.upCache[i]; ok {
+		return h
+	}
+	var hops []hop
+	if c.opts.MaxHops > 0 {
+		seen := map[int32]bool{i: true}
+		frontier := []int32{-1}
+		for d := 1; d <= c.opts.MaxHops && len(frontier) > 0; d++ {
+			var next []int32
+			for _, p := range frontier {
+				from := i
+				if p >= 0 {
+					from = hops[p].ci
+				}
+				for _, e := range c.topo.up[from] {
+					if c.relMask&(1<<e.rel) == 0 || seen[e.to] {
+						continue
+					}
+					seen[e.to] = true
+					hops = append(hops, hop{ci: e.to, dist: uint8(d), rel: e.rel, parent: p})
+					next = append(next, int32(len(hops)-1))
+				}
+			}
+			frontier = next
+		}
+	}
+	c.upCache[i] = hops
+	return hops
+}
+
+// path renders the chain from CI from up to hops[k], e.g.
+// ["svc-orders", "depends_on", "db-orders", "runs_on", "host-7"].
+func (c *Correlator) path(from int32, hops []hop, k int32) []string {
+	var steps []int32
+	for ; k >= 0; k = hops[k].parent {
+		steps = append(steps, k)
+	}
+	out := []string{c.topo.cis[from].ID}
+	for i := len(steps) - 1; i >= 0; i-- {
+		h := hops[steps[i]]
+		out = append(out, relTypes[h.rel], c.topo.cis[h.ci].ID)
+	}
+	return out
+}
+
+// usable reports whether an incident may still take a new alert at now.
+func (c *Correlator) usable(ci *cInc, now time.Time) bool {
+	if now.Sub(ci.last) > c.opts.Window {
+		return false
+	}
+	return c.opts.MaxAge <= 0 || now.Sub(ci.opened) <= c.opts.MaxAge
+}
+
+func (c *Correlator) bound(a *triage.Alert) (int32, *triage.CI, bool) {
+	if c.topo == nil || a.Binding == nil {
+		return 0, nil, false
+	}
+	i, ok := c.topo.index(a.Binding.CI)
+	if !ok {
+		return 0, nil, false
+	}
+	return i, &c.topo.cis[i], true
+}
+
+type candidate struct {
+	id     uint64
+	dist   uint8
+	path   []string
+	causal bool // the new alert's CI is what the incident's CI depends on (or the same CI)
+}
+
+// Assign implements Grouper.
+func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) Assignment {
+	idx, ci, isBound := c.bound(a)
+	if c.opts.Rules != nil && open != nil {
+		scanned := 0
+		for i := len(c.order) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
+			ii := c.incs[c.order[i]]
+			if !c.usable(ii, now) {
+				continue
+			}
+			scanned++
+			inc := open.Incident(ii.id)
+			if inc == nil {
+				continue
+			}
+			if rule, ok := c.opts.Rules.Correlate(a, ci, inc); ok {
+				return Assignment{IncidentID: ii.id, Rule: rule,
+					Reason: fmt.Sprintf("correlate rule %s links it to %s", rule, inc.Key)}
+			}
+		}
+	}
+	if isBound {
+		if as, ok := c.assignTopology(idx, now); ok {
+			return as
+		}
+	}
+	if c.opts.Rules != nil {
+		if gr, ok := c.opts.Rules.Group(a, ci); ok {
+			w := gr.Window
+			if w <= 0 {
+				w = c.opts.Window
+			}
+			key := "rule " + gr.Name + " {" + groupKey(gr.By, a.Labels) + "}"
+			if id, ok := c.newestInGroup(key, w, now); ok {
+				return Assignment{IncidentID: id, GroupKey: key, Rule: gr.Name,
+					Reason: fmt.Sprintf("group rule %s: same %s within %s", gr.Name, groupKey(gr.By, a.Labels), w)}
+			}
+			return Assignment{GroupKey: key, GroupLabels: pick(a.Labels, gr.By), Rule: gr.Name,
+				Reason: fmt.Sprintf("first alert of group rule %s {%s}", gr.Name, groupKey(gr.By, a.Labels))}
+		}
+	}
+	if isBound {
+		return Assignment{Reason: fmt.Sprintf("first alert on %s: no open incident within %d hops", ci.ID, c.opts.MaxHops)}
+	}
+	key := groupKey(c.opts.GroupBy, a.Labels)
+	if id, ok := c.newestInGroup(key, c.opts.Window, now); ok {
+		return Assignment{IncidentID: id, GroupKey: key,
+			Reason: "same group key {" + key + "} within " + c.opts.Window.String() + " of the group's last notification"}
+	}
+	return Assignment{GroupKey: key, GroupLabels: pick(a.Labels, c.opts.GroupBy), Reason: "first alert of group {" + key + "}"}
+}
+
+func (c *Correlator) assignTopology(idx int32, now time.Time) (Assignment, bool) {
+	var cands []candidate
+	consider := func(id uint64, dist uint8, causal bool, path func() []string) {
+		ii := c.incs[id]
+		if ii == nil || !c.usable(ii, now) {
+			return
+		}
+		for k := range cands {
+			if cands[k].id == id {
+				if causal {
+					cands[k].causal = true
+				}
+				return
+			}
+		}
+		cands = append(cands, candidate{id: id, dist: dist, causal: causal, path: path()})
+	}
+	self := c.topo.cis[idx].ID
+	for _, id := range c.byCI[idx] {
+		consider(id, 0, true, func() []string { return []string{self} })
+	}
+	// The incident's CI depends on this alert's CI: this alert may be the cause.
+	for _, r := range c.byUp[idx] {
+		consider(r.inc, r.dist, true, func() []string {
+			hops := c.up(r.ci)
+			for k := range hops {
+				if hops[k].ci == idx {
+					return c.path(r.ci, hops, int32(k))
+				}
+			}
+			return nil
+		})
+	}
+	// This alert's CI depends on the incident's CI: a symptom of it.
+	hops := c.up(idx)
+	for k := range hops {
+		for _, id := range c.byCI[hops[k].ci] {
+			consider(id, hops[k].dist, false, func() []string { return c.path(idx, hops, int32(k)) })
+		}
+	}
+	if len(cands) == 0 {
+		return Assignment{}, false
+	}
+	// Join the nearest incident (the oldest among equals); merge into it
+	// the other incidents this alert's CI is upstream of.
+	slices.SortFunc(cands, func(x, y candidate) int {
+		if x.dist != y.dist {
+			return int(x.dist) - int(y.dist)
+		}
+		return cmpU64(x.id, y.id)
+	})
+	best := cands[0]
+	as := Assignment{IncidentID: best.id, Path: best.path}
+	switch {
+	case best.dist == 0:
+		as.Reason = fmt.Sprintf("same CI %s as an alert of the incident", self)
+	case best.causal:
+		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%d hops): %s",
+			best.path[0], self, best.dist, strings.Join(best.path, " "))
+	default:
+		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%d hops): %s",
+			self, best.path[len(best.path)-1], best.dist, strings.Join(best.path, " "))
+	}
+	for _, o := range cands[1:] {
+		if o.causal && (best.causal || o.id < best.id) {
+			as.Merge = append(as.Merge, o.id)
+		}
+	}
+	if len(as.Merge) > 0 {
+		// Merge into the oldest incident: keep its key and ticket.
+		all := append([]uint64{as.IncidentID}, as.Merge...)
+		slices.Sort(all)
+		if all[0] != as.IncidentID {
+			as.IncidentID, as.Merge = all[0], all[1:]
+		}
+	}
+	return as, true
+}
+
+func (c *Correlator) newestInGroup(key string, window time.Duration, now time.Time) (uint64, bool) {
+	grps := c.groups[key]
+	for i := len(grps) - 1; i >= 0; i-- {
+		ii := c.incs[grps[i].id]
+		if now.Sub(grps[i].last) <= window && (ii == nil || c.opts.MaxAge <= 0 || now.Sub(ii.opened) <= c.opts.MaxAge) {
+			return grps[i].id, true
+		}
+	}
+	return 0, false
+}
+
+// Join implements Grouper.
+func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
+	ii := c.incs[id]
+	if ii == nil {
+		ii = &cInc{id: id, opened: a.FirstSeen, last: now}
+		c.incs[id] = ii
+		i, _ := slices.BinarySearch(c.order, id)
+		c.order = slices.Insert(c.order, i, id)
+	}
+	if a.FirstSeen.Before(ii.opened) {
+		ii.opened = a.FirstSeen
+	}
+	if ii.first == nil {
+		ii.first = a
+	}
+	if now.After(ii.last) {
+		ii.last = now
+	}
+	if idx, _, ok := c.bound(a); ok {
+		c.addCI(ii, idx, a.StartsAt)
+	}
+	if key := a.Joined.GroupKey; key != "" && !slices.Contains(ii.keys, key) {
+		ii.keys = append(ii.keys, key)
+		grps := c.groups[key]
+		i, _ := slices.BinarySearchFunc(grps, id, func(g labelGrp, id uint64) int { return cmpU64(g.id, id) })
+		c.groups[key] = slices.Insert(grps, i, labelGrp{id: id, last: now})
+	}
+	c.touchGroups(ii, now)
+}
+
+func (c *Correlator) addCI(ii *cInc, idx int32, start time.Time) {
+	if k := slices.Index(ii.cis, idx); k >= 0 {
+		if start.Before(ii.starts[k]) {
+			ii.starts[k] = start
+		}
+		return
+	}
+	hops := c.up(idx)
+	score := 0
+	for k, x := range ii.cis {
+		if dependsWithin(hops, x) {
+			ii.score[k]++ // the new CI depends on x
+		}
+		if dependsWithin(c.up(x), idx) {
+			score++
+		}
+	}
+	ii.cis = append(ii.cis, idx)
+	ii.starts = append(ii.starts, start)
+	ii.score = append(ii.score, score)
+	c.byCI[idx] = append(c.byCI[idx], ii.id)
+	for _, h := range hops {
+		c.byUp[h.ci] = append(c.byUp[h.ci], upRef{inc: ii.id, ci: idx, dist: h.dist})
+	}
+}
+
+func dependsWithin(hops []hop, ci int32) bool {
+	for _, h := range hops {
+		if h.ci == ci {
+			return true
+		}
+	}
+	return false
+}
+
+// Touch implements Grouper.
+func (c *Correlator) Touch(id uint64, now time.Time) {
+	ii := c.incs[id]
+	if ii == nil || !now.After(ii.last) {
+		return
+	}
+	ii.last = now
+	c.touchGroups(ii, now)
+}
+
+func (c *Correlator) touchGroups(ii *cInc, now time.Time) {
+	for _, key := range ii.keys {
+		grps := c.groups[key]
+		if i, ok := slices.BinarySearchFunc(grps, ii.id, func(g labelGrp, id uint64) int { return cmpU64(g.id, id) }); ok && now.After(grps[i].last) {
+			grps[i].last = now
+		}
+	}
+}
+
+// Release implements Grouper.
+func (c *Correlator) Release(id uint64) {
+	ii := c.incs[id]
+	if ii == nil {
+		return
+	}
+	delete(c.incs, id)
+	if i, ok := slices.BinarySearch(c.order, id); ok {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	for _, idx := range ii.cis {
+		c.byCI[idx] = deleteID(c.byCI[idx], id)
+		if len(c.byCI[idx]) == 0 {
+			delete(c.byCI, idx)
+		}
+		for _, h := range c.up(idx) {
+			refs := slices.DeleteFunc(c.byUp[h.ci], func(r upRef) bool { return r.inc == id })
+			if len(refs) == 0 {
+				delete(c.byUp, h.ci)
+			} else {
+				c.byUp[h.ci] = refs
+			}
+		}
+	}
+	for _, key := range ii.keys {
+		grps := slices.DeleteFunc(c.groups[key], func(g labelGrp) bool { return g.id == id })
+		if len(grps) == 0 {
+			delete(c.groups, key)
+		} else {
+			c.groups[key] = grps
+		}
+	}
+}
+
+func deleteID(ids []uint64, id uint64) []uint64 {
+	return slices.DeleteFunc(ids, func(x uint64) bool { return x == id })
+}
+
+// RootCause implements RootCauser: the incident's CI the most others depend
+// on, the earliest to alert among equals.
+func (c *Correlator) RootCause(id uint64) (triage.RootCause, bool) {
+	ii := c.incs[id]
+	if ii == nil || len(ii.cis) == 0 {
+		return triage.RootCause{}, false
+	}
+	best := 0
+	for k := 1; k < len(ii.cis); k++ {
+		if ii.score[k] > ii.score[best] || ii.score[k] == ii.score[best] && ii.starts[k].Before(ii.starts[best]) {
+			best = k
+		}
+	}
+	ci := c.topo.cis[ii.cis[best]]
+	what := ci.ID
+	if ci.Type != "" {
+		what += " (" + ci.Type + ")"
+	}
+	switch {
+	case len(ii.cis) == 1:
+		return triage.RootCause{CI: ci.ID, Reason: what + " is the only affected CI"}, true
+	case ii.score[best] == 0:
+		return triage.RootCause{CI: ci.ID, Reason: fmt.Sprintf("%s alerted first; none of the %d affected CIs depends on another", what, len(ii.cis))}, true
+	}
+	return triage.RootCause{CI: ci.ID, Reason: fmt.Sprintf("%d of the %d other affected CIs depend on %s within %d hops",
+		ii.score[best], len(ii.cis)-1, what, c.opts.MaxHops)}, true
+}
+
+// RootCauser is implemented by Groupers that can name an incident's root cause.
+type RootCauser interface {
+	RootCause(incidentID uint64) (triage.RootCause, bool)
+}
+
+func groupKey(by []string, labels map[string]string) string {
+	var b strings.Builder
+	for i, l := range by {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l)
+		b.WriteString(`="`)
+		b.WriteString(labels[l])
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+func pick(labels map[string]string, by []string) map[string]string {
+	out := make(map[string]string, len(by))
+	for _, l := range by {
+		if v, ok := labels[l]; ok {
+			out[l] = v
+		}
+	}
+	return out
+}
