@@ -386,3 +386,42 @@ func TestTopologyGroupingSameAfterRestore(t *testing.T) {
 		t.Fatalf("live: INC-%d root %s; after restart: INC-%d root %s", id1, rc1, id2, rc2)
 	}
 }
+
+func TestFlappingAlertIsHeld(t *testing.T) {
+	h := newTopoHarness(t, CorrelatorOptions{MaxHops: 3}, Options{Flapping: Flapping{Changes: 4, Window: 10 * time.Minute}})
+	x := []string{"alertname", "LinkFlap", "ci", "sw-a"}
+	id := h.fire(x...).IncidentID
+	for i, step := range []func(...string) Result{h.resolve, h.fire, h.resolve, h.fire, h.resolve} {
+		h.at(time.Duration(i+1) * time.Minute)
+		step(x...)
+	}
+	// Flapping from the 4th change (minute 4); the resolve at minute 5 is held.
+	h.at(14 * time.Minute)
+	h.tick()
+	inc := h.incident(id)
+	if inc.Status != triage.IncidentOpen || inc.FiringCount != 1 || !inc.Alerts[0].Flapping {
+		t.Fatalf("at 14m: status %s firing %d flapping %v; want open, 1, true (the resolve at 5m is held)",
+			inc.Status, inc.FiringCount, inc.Alerts[0].Flapping)
+	}
+	count := func(kind string) (n int) {
+		for _, k := range h.kinds(id) {
+			if k == kind {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count(triage.KindAlertResolved); got != 2 {
+		t.Fatalf("%d alert_resolved entries, want 2 (minutes 1 and 3; minute 5 is held)", got)
+	}
+	h.at(15 * time.Minute) // 10m without a change: stops flapping, settles resolved
+	h.tick()
+	if inc := h.incident(id); inc.Alerts[0].Flapping || inc.FiringCount != 0 || inc.AutoResolveAt == nil || count(triage.KindFlapping) != 2 {
+		t.Fatalf("at 15m: flapping %v firing %d auto-resolve %v, %d flapping entries", inc.Alerts[0].Flapping, inc.FiringCount, inc.AutoResolveAt, count(triage.KindFlapping))
+	}
+	h.at(20 * time.Minute)
+	h.tick()
+	if got := h.incident(id).Status; got != triage.IncidentResolved {
+		t.Fatalf("at 20m status %s, want resolved 5m after it settled", got)
+	}
+}

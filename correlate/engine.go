@@ -15,6 +15,7 @@ import (
 	"hash/maphash"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,18 @@ type Options struct {
 	// MinAlerts holds a new incident (Held) until it has this many alerts;
 	// 0 or 1 holds none.
 	MinAlerts int
+	// Flapping marks alerts that change state too often.
+	Flapping Flapping
+}
+
+// Flapping marks an alert flapping when it changes state (fires, resolves)
+// Changes times within Window. While it flaps its changes are held: it
+// counts as firing for its incident, which neither resolves nor reopens
+// because of it, and its changes add no timeline entries. It stops
+// flapping after Window without a change. Changes 0 turns detection off.
+type Flapping struct {
+	Changes int
+	Window  time.Duration
 }
 
 // DefaultCILabels is the default label order for binding an alert to a CI.
@@ -109,6 +122,8 @@ type alertState struct {
 	// expiryAt is when the earliest queued expiry timer of this alert fires;
 	// timers at other times are stale.
 	expiryAt time.Time
+	// flips are the times of its recent state changes, for flap detection.
+	flips []time.Time
 }
 
 type incidentState struct {
@@ -262,12 +277,16 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 			// an expiry, the same occurrence sent again is still firing.
 			break
 		}
+		wasFlapping := a.Flapping
+		e.flip(a, now)
 		a.Expired = false
 		a.Status = triage.AlertFiring
 		a.StartsAt = orTime(ev.StartsAt, now)
 		a.EndsAt = time.Time{}
-		inc.FiringCount++
-		e.refired(inc, a, now)
+		if !wasFlapping { // a flapping alert already counts as firing
+			inc.FiringCount++
+			e.refired(inc, a, now)
+		}
 	case ev.Status == triage.AlertFiring && inc.Status == triage.IncidentResolved && ev.StartsAt.After(a.StartsAt):
 		// A new occurrence of an alert that a person resolved while it still fired.
 		a.StartsAt = ev.StartsAt
@@ -303,11 +322,73 @@ func (e *Engine) resolveAlert(a *alertState, end, now time.Time, how string) {
 	a.Status = triage.AlertResolved
 	a.EndsAt = end
 	a.expiryAt = time.Time{}
+	if e.flip(a, now) {
+		e.markAlert(a) // held: it still counts as firing
+		return
+	}
 	inc.FiringCount--
 	inc.UpdatedAt = now
 	e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" "+how, a.Fingerprint)
 	if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
 		e.scheduleResolve(inc, now)
+	}
+	e.markAlert(a)
+	e.markIncident(inc)
+}
+
+// flip records a state change of a; it reports whether the alert is
+// flapping (its changes are held).
+func (e *Engine) flip(a *alertState, now time.Time) bool {
+	f := e.opts.Flapping
+	if f.Changes < 2 {
+		return false
+	}
+	keep := a.flips[:0]
+	for _, t := range a.flips {
+		if now.Sub(t) < f.Window {
+			keep = append(keep, t)
+		}
+	}
+	a.flips = append(keep, now)
+	if len(a.flips) > f.Changes {
+		a.flips = a.flips[len(a.flips)-f.Changes:]
+	}
+	if !a.Flapping && len(a.flips) >= f.Changes {
+		a.Flapping = true
+		e.addTimeline(a.inc, now, triage.KindFlapping, triage.ActorSystem,
+			fmt.Sprintf("%s is flapping: %d state changes within %s; its changes are held until it is stable for %s",
+				alertName(&a.Alert), len(a.flips), f.Window, f.Window), a.Fingerprint)
+		heap.Push(&e.timers, timer{at: now.Add(f.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
+		e.markIncident(a.inc)
+	}
+	return a.Flapping
+}
+
+// unflap ends flapping once an alert has not changed state for the window,
+// and applies the state it settled in.
+func (e *Engine) unflap(t timer) {
+	a := e.alerts[t.fp]
+	if a == nil || a.IncidentID != t.id || !a.Flapping {
+		return
+	}
+	last := a.LastSeen
+	if n := len(a.flips); n > 0 {
+		last = a.flips[n-1]
+	}
+	if due := last.Add(e.opts.Flapping.Window); due.After(t.at) {
+		heap.Push(&e.timers, timer{at: due, id: t.id, fp: t.fp, kind: timerFlap})
+		return
+	}
+	a.Flapping = false
+	a.flips = a.flips[:0]
+	inc := a.inc
+	e.addTimeline(inc, t.at, triage.KindFlapping, triage.ActorSystem,
+		fmt.Sprintf("%s stopped flapping: %s, no change for %s", alertName(&a.Alert), a.Status, e.opts.Flapping.Window), a.Fingerprint)
+	if a.Status == triage.AlertResolved {
+		inc.FiringCount--
+		if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
+			e.scheduleResolve(inc, t.at)
+		}
 	}
 	e.markAlert(a)
 	e.markIncident(inc)
@@ -570,8 +651,12 @@ func (e *Engine) evict(inc *incidentState) {
 func (e *Engine) Tick(now time.Time) {
 	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
 		t := heap.Pop(&e.timers).(timer)
-		if t.kind == timerExpire {
+		switch t.kind {
+		case timerExpire:
 			e.expire(t)
+			continue
+		case timerFlap:
+			e.unflap(t)
 			continue
 		}
 		inc := e.incidents[t.id]
@@ -693,6 +778,9 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
 			e.queueExpiry(a, a.EndsAt)
 		}
+		if a.Flapping {
+			heap.Push(&e.timers, timer{at: a.LastSeen.Add(e.opts.Flapping.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
+		}
 		if a.Routing.Priority != "" && (is.priority == "" || a.Routing.Priority < is.priority) {
 			is.priority = a.Routing.Priority
 		}
@@ -711,6 +799,25 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		e.open++
 		if is.AutoResolveAt != nil {
 			heap.Push(&e.timers, timer{at: *is.AutoResolveAt, id: is.ID, kind: timerResolve})
+		}
+	}
+}
+
+// Reconfigure swaps the topology, rules and grouper, and has the new
+// grouper index every open incident's alerts, in id order. Alerts keep the
+// CI binding they were made with.
+func (e *Engine) Reconfigure(topo *Topology, rules Rules, g Grouper) {
+	e.opts.Topology, e.opts.Rules, e.grouper = topo, rules, g
+	ids := make([]uint64, 0, len(e.incidents))
+	for id, inc := range e.incidents {
+		if inc.Status != triage.IncidentResolved {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		for _, a := range e.incidents[id].alerts {
+			g.Join(id, &a.Alert, a.LastSeen)
 		}
 	}
 }
@@ -856,6 +963,7 @@ const (
 	timerResolve timerKind = iota
 	timerEvict
 	timerExpire
+	timerFlap
 )
 
 type timer struct {

@@ -106,6 +106,7 @@ func Replay(e *Engine, events []triage.Event) *Memory {
 func setState(dst, src *triage.Alert) {
 	dst.Status = src.Status
 	dst.Expired = src.Expired
+	dst.Flapping = src.Flapping
 	dst.Severity = src.Severity
 	dst.Count = src.Count
 	dst.StartsAt = src.StartsAt

@@ -103,6 +103,7 @@ type serviceMetrics struct {
 	events, duplicates, opened, ignored, ckptErrors, redelivered prometheus.Counter
 	open, liveAlerts, walSegments                                prometheus.Gauge
 	walSeconds, ckptSeconds, stepEvents                          prometheus.Histogram
+	dropped                                                      *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -116,6 +117,8 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Incidents opened."}),
 		ignored: f.NewCounter(prometheus.CounterOpts{Name: "triage_correlate_ignored_total",
 			Help: "Resolved notifications for alerts never seen firing."}),
+		dropped: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_rules_dropped_events_total",
+			Help: "Events dropped by a drop rule or a suppressing maintenance window, by rule name."}, []string{"rule"}),
 		redelivered: f.NewCounter(prometheus.CounterOpts{Name: "triage_correlate_redelivered_messages_total",
 			Help: "Source messages skipped because their offset was already applied (redelivery after a crash or rebalance)."}),
 		ckptErrors: f.NewCounter(prometheus.CounterOpts{Name: "triage_store_checkpoint_errors_total",
@@ -298,9 +301,21 @@ func (s *Service) process(events []triage.Event, now time.Time) {
 			s.m.opened.Inc()
 		case r.Ignored:
 			s.m.ignored.Inc()
+		case r.Dropped:
+			s.m.dropped.WithLabelValues(r.Rule).Inc()
 		}
 	}
 	s.m.events.Add(float64(len(events)))
+}
+
+// Reconfigure swaps the topology, rules and grouper of the engine between
+// two steps (a CMDB or rules reload). Incidents keep their alerts; the new
+// grouper indexes the open ones.
+func (s *Service) Reconfigure(ctx context.Context, topo *Topology, rules Rules, g Grouper) error {
+	return s.do(ctx, &op{cmd: func(e *Engine, _ time.Time) error {
+		e.Reconfigure(topo, rules, g)
+		return nil
+	}})
 }
 
 // archived reports whether the Store holds an incident the engine does not.

@@ -488,6 +488,9 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 // Layout: version, status (0 firing, 1 resolved, 2 expired), count,
 // starts_at, ends_at, last_seen (varints, times in Unix ns, 0 for none),
 // severity.
+// stateFlapping is the flag of a flapping alert in the status byte.
+const stateFlapping = 0x10
+
 func encodeState(a *triage.Alert) []byte {
 	b := make([]byte, 0, 48)
 	b = append(b, 1)
@@ -498,6 +501,9 @@ func encodeState(a *triage.Alert) []byte {
 		b = append(b, 1)
 	default:
 		b = append(b, 0)
+	}
+	if a.Flapping {
+		b[1] |= stateFlapping
 	}
 	b = binary.AppendVarint(b, a.Count)
 	for _, t := range []time.Time{a.StartsAt, a.EndsAt, a.LastSeen} {
@@ -513,7 +519,8 @@ func decodeState(b []byte, a *triage.Alert) error {
 		return errBadState
 	}
 	a.Status, a.Expired = triage.AlertFiring, false
-	switch b[1] {
+	a.Flapping = b[1]&stateFlapping != 0
+	switch b[1] &^ stateFlapping {
 	case 0:
 	case 1:
 		a.Status = triage.AlertResolved
