@@ -78,15 +78,20 @@ func serve(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the CMDB and rule files (the rest of the config needs a restart).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
-			log.Warn("SIGHUP: nothing is reloadable in this version; restart to apply config changes")
+			select {
+			case reload <- struct{}{}:
+			default: // one is pending already
+			}
 		}
 	}()
 
-	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log}); err != nil && !errors.Is(err, context.Canceled) {
+	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Reload: reload}); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("triage stopped", "err", err)
 		return 1
 	}

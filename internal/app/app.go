@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,8 @@ type Options struct {
 	Now func() time.Time
 	// Getenv reads the environment (for TRIAGE_AUTH_TOKEN); os.Getenv when nil.
 	Getenv func(string) string
+	// Reload asks for the CMDB and rule files to be read again (SIGHUP).
+	Reload <-chan struct{}
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: stop taking
@@ -81,17 +84,14 @@ func Run(ctx context.Context, opts Options) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	k := cfg.Correlation
+	setup, err := LoadSetup(cfg, true)
+	if err != nil {
+		return err
+	}
 	svc, err := correlate.NewService(correlate.ServiceOptions{
-		Store:  store,
-		WALDir: correlate.WALDir(cfg.DataDir),
-		NewEngine: func() *correlate.Engine {
-			return correlate.NewEngine(correlate.Options{
-				ResolveAfter: k.ResolveAfter.D(),
-				ReopenWindow: k.ReopenWindow.D(),
-				CILabels:     k.CILabels,
-			}, correlate.NewLabelGrouper(k.GroupBy, k.Window.D()))
-		},
+		Store:              store,
+		WALDir:             correlate.WALDir(cfg.DataDir),
+		NewEngine:          func() *correlate.Engine { return setup.NewEngine(cfg) },
 		Now:                opts.Now,
 		Logger:             log.With("component", "correlate"),
 		Registry:           reg,
@@ -117,10 +117,12 @@ func Run(ctx context.Context, opts Options) error {
 		Now:            opts.Now,
 		Logger:         log.With("component", "ingest"),
 	}, ingest.NewMetrics(reg))
+	rl := newReloader(cfg, svc, setup, log.With("component", "reload"), reg)
 	srv := server.New(server.Options{
 		Ingest:    ing,
 		Incidents: svc,
 		Reader:    store,
+		CMDB:      rl,
 		Token:     string(token),
 		Ready:     svc.Ready,
 		Logger:    log.With("component", "http"),
@@ -183,6 +185,24 @@ func Run(ctx context.Context, opts Options) error {
 		close(kafkaDone)
 	}
 
+	// The reloader swaps CMDB and rules into the service: it stops first.
+	rctx, stopReload := context.WithCancel(ctx)
+	var reloads sync.WaitGroup
+	reloads.Add(2)
+	go func() { defer reloads.Done(); rl.Run(rctx, watchInterval(cfg)) }()
+	go func() {
+		defer reloads.Done()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-opts.Reload:
+				_ = rl.Reload(rctx, "signal") // logged
+			}
+		}
+	}()
+	defer func() { stopReload(); reloads.Wait() }()
+
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpSrv.Serve(ln) }()
 	log.Info("triage serving", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "auth", token != "")
@@ -213,11 +233,25 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	stopKafka()
 	<-kafkaDone
+	stopReload()
+	reloads.Wait()
 	stopSvc()
 	if err := <-svcDone; err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
+}
+
+// watchInterval is how often the CMDB and rule files are checked for
+// changes: the shorter of the two intervals that are on, 0 when both are off.
+func watchInterval(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, i := range []time.Duration{cfg.CMDB.ReloadInterval.D(), cfg.Rules.ReloadInterval.D()} {
+		if i > 0 && (d == 0 || i < d) {
+			d = i
+		}
+	}
+	return d
 }
 
 func isLoopback(addr string) bool {
