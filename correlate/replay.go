@@ -87,19 +87,48 @@ func cmpU64(a, b uint64) int {
 // each event happens at its Time (never earlier than the event before it),
 // and timers run as the clock passes them. It returns the final state.
 func Replay(e *Engine, events []triage.Event) *Memory {
+	m, _ := ReplayStats(e, events)
+	return m
+}
+
+// Stats count what the events of a replay did.
+type Stats struct {
+	Events     int            `json:"events"`
+	Duplicates int            `json:"duplicates"`
+	Ignored    int            `json:"ignored"`
+	Dropped    int            `json:"dropped"`
+	DroppedBy  map[string]int `json:"dropped_by_rule,omitempty"`
+}
+
+// ReplayStats is Replay that also counts what each event did.
+func ReplayStats(e *Engine, events []triage.Event) (*Memory, Stats) {
 	m := NewMemory()
+	var st Stats
 	var now time.Time
 	for i := range events {
 		if t := events[i].Time; t.After(now) {
 			now = t
 		}
 		e.Tick(now)
-		e.Process(&events[i], now)
+		r := e.Process(&events[i], now)
+		st.Events++
+		switch {
+		case r.Duplicate:
+			st.Duplicates++
+		case r.Ignored:
+			st.Ignored++
+		case r.Dropped:
+			st.Dropped++
+			if st.DroppedBy == nil {
+				st.DroppedBy = make(map[string]int)
+			}
+			st.DroppedBy[r.Rule]++
+		}
 		m.Apply(e.Flush())
 	}
 	e.Tick(now)
 	m.Apply(e.Flush())
-	return m
+	return m, st
 }
 
 // setState copies the fields of an alert that change with notifications.

@@ -21,7 +21,10 @@ const usage = `Triage turns monitoring alerts into deduplicated, correlated inci
 
 Usage:
   triage serve [--config FILE] [--listen ADDR] [--data-dir DIR]   run the daemon
-  triage check FILE                                               validate a config file
+  triage check FILE                                               validate a config with its CMDB and rules
+  triage rules test FILE...                                       run rule unit tests
+  triage replay [--config FILE] [--output json|table] EVENTS.jsonl...
+                                                                  back-test: the incidents recorded events make
   triage help                                                     this text
 
 With no config, serve runs on embedded defaults: HTTP on 127.0.0.1:9400,
@@ -42,6 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "replay":
+		return replayCmd(args[1:], stdout, stderr)
+	case "rules":
+		return rulesCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -103,9 +110,26 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: triage check FILE")
 		return 2
 	}
-	if _, err := config.Load(args[0]); err != nil {
+	cfg, err := config.Load(args[0])
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	setup, err := app.LoadSetup(cfg, false)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var parts []string
+	if t := setup.Topology; t != nil {
+		parts = append(parts, fmt.Sprintf("cmdb %s: %d CIs, %d relations", setup.TopologySource, t.Len(), t.Relations()))
+	}
+	if setup.Rules != nil {
+		parts = append(parts, fmt.Sprintf("%d rules", setup.Rules.Len()))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(stdout, "%s: ok (%s)\n", args[0], strings.Join(parts, "; "))
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", args[0])
 	return 0
