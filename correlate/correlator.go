@@ -229,7 +229,7 @@ func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) 
 		}
 	}
 	if isBound {
-		return Assignment{Reason: fmt.Sprintf("first alert on %s: no open incident within %d hops", ci.ID, c.opts.MaxHops)}
+		return Assignment{Reason: fmt.Sprintf("first alert on %s: no open incident within %s", ci.ID, hopCount(c.opts.MaxHops))}
 	}
 	key := groupKey(c.opts.GroupBy, a.Labels)
 	if id, ok := c.newestInGroup(key, c.opts.Window, now); ok {
@@ -296,11 +296,11 @@ func (c *Correlator) assignTopology(idx int32, now time.Time) (Assignment, bool)
 	case best.dist == 0:
 		as.Reason = fmt.Sprintf("same CI %s as an alert of the incident", self)
 	case best.causal:
-		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%d hops): %s",
-			best.path[0], self, best.dist, strings.Join(best.path, " "))
+		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%s): %s",
+			best.path[0], self, hopCount(int(best.dist)), strings.Join(best.path, " "))
 	default:
-		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%d hops): %s",
-			self, best.path[len(best.path)-1], best.dist, strings.Join(best.path, " "))
+		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%s): %s",
+			self, best.path[len(best.path)-1], hopCount(int(best.dist)), strings.Join(best.path, " "))
 	}
 	for _, o := range cands[1:] {
 		if o.causal && (best.causal || o.id < best.id) {
@@ -475,13 +475,20 @@ func (c *Correlator) RootCause(id uint64) (triage.RootCause, bool) {
 	case ii.score[best] == 0:
 		return triage.RootCause{CI: ci.ID, Reason: fmt.Sprintf("%s alerted first; none of the %d affected CIs depends on another", what, len(ii.cis))}, true
 	}
-	return triage.RootCause{CI: ci.ID, Reason: fmt.Sprintf("%d of the %d other affected CIs depend on %s within %d hops",
-		ii.score[best], len(ii.cis)-1, what, c.opts.MaxHops)}, true
+	return triage.RootCause{CI: ci.ID, Reason: fmt.Sprintf("%d of the %d other affected CIs depend on %s within %s",
+		ii.score[best], len(ii.cis)-1, what, hopCount(c.opts.MaxHops))}, true
 }
 
 // RootCauser is implemented by Groupers that can name an incident's root cause.
 type RootCauser interface {
 	RootCause(incidentID uint64) (triage.RootCause, bool)
+}
+
+func hopCount(n int) string {
+	if n == 1 {
+		return "1 hop"
+	}
+	return fmt.Sprintf("%d hops", n)
 }
 
 func groupKey(by []string, labels map[string]string) string {

@@ -173,7 +173,7 @@ func TestTopologyCascadeIsOneIncident(t *testing.T) {
 	if want := []string{"svc-orders", "depends_on", "db-orders"}; !slices.Equal(joined.Path, want) {
 		t.Fatalf("path = %v, want %v", joined.Path, want)
 	}
-	if !strings.Contains(joined.Reason, "svc-orders depends on the incident's CI db-orders (1 hops)") {
+	if !strings.Contains(joined.Reason, "svc-orders depends on the incident's CI db-orders (1 hop)") {
 		t.Fatalf("reason = %q", joined.Reason)
 	}
 }
