@@ -53,6 +53,10 @@ func newTestServiceWith(t *testing.T, dir string, opts Options, start bool, twea
 		WALDir:          WALDir(dir),
 		WALSegmentBytes: 4096, // small segments: rotation and release run in every test
 		NewEngine: func() *Engine {
+			if opts.Topology != nil {
+				return NewEngine(opts, NewCorrelator(opts.Topology, CorrelatorOptions{
+					Window: 10 * time.Minute, MaxHops: 3, GroupBy: []string{"alertname", "service"}}))
+			}
 			return NewEngine(opts, NewLabelGrouper([]string{"alertname", "service"}, 10*time.Minute))
 		},
 		Now:            clock.Now,
@@ -467,5 +471,55 @@ func TestRedeliveredMessagesApplyOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s2.m.redelivered); got != 2 {
 		t.Fatalf("redelivered = %v, want 2", got)
+	}
+}
+
+func TestMergedIncidentsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := Options{ResolveAfter: 5 * time.Minute, ReopenWindow: 30 * time.Minute, Topology: testTopology(t)}
+	web := event("alertname", "HighLatency", "ci", "svc-web")
+	cache := event("alertname", "RedisDown", "ci", "cache-orders")
+	host := event("alertname", "HostDown", "ci", "host-2")
+
+	s := newTestService(t, dir, opts, true)
+	for _, ev := range []triage.Event{web, cache, host} { // host-2 links the two: INC-2 merges into INC-1
+		if err := s.Submit(ctx, normalized(t, s.clock.Now(), ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.stop()
+
+	s2 := newTestService(t, dir, opts, true)
+	s2.clock.Set(t0.Add(time.Minute))
+	if err := s2.Submit(ctx, normalized(t, s2.clock.Now(), cache)); err != nil { // a repeat of a merged alert
+		t.Fatal(err)
+	}
+	st := s2.synced(t)
+	inc, err := st.Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.AlertCount != 3 || len(inc.Alerts) != 3 || inc.EventCount != 4 || inc.RootCause.CI != "host-2" {
+		t.Fatalf("INC-1 after restart: %d alerts (%d listed), %d events, root %s; want 3, 3, 4, host-2",
+			inc.AlertCount, len(inc.Alerts), inc.EventCount, inc.RootCause.CI)
+	}
+	for _, a := range inc.Alerts {
+		if a.IncidentID != 1 {
+			t.Errorf("alert %s listed with incident %d, want 1", a.Labels["alertname"], a.IncidentID)
+		}
+		if a.Labels["alertname"] == "RedisDown" && a.Count != 2 {
+			t.Errorf("the merged alert's count is %d after its repeat, want 2", a.Count)
+		}
+	}
+	merged, err := st.Incident(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.MergedInto == nil || *merged.MergedInto != 1 || merged.Status != triage.IncidentResolved {
+		t.Fatalf("INC-2: merged_into %v status %s", merged.MergedInto, merged.Status)
+	}
+	if n := s2.engine.OpenIncidents(); n != 1 {
+		t.Fatalf("%d open incidents after restart, want 1", n)
 	}
 }
