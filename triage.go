@@ -219,8 +219,8 @@ type Alert struct {
 	// Binding is how the alert was bound to a CI of the CMDB; nil when no
 	// CI matched (CI then holds the raw label value, if any).
 	Binding *Binding `json:"binding,omitempty"`
-	// Routing is what enrich rules set on the alert.
-	Routing Routing `json:"routing,omitzero"`
+	// Routing is what enrich rules set on the alert; nil when none did.
+	Routing *Routing `json:"routing,omitempty"`
 	// Maintenance names the maintenance window the alert fired in, when the
 	// window annotates rather than suppresses.
 	Maintenance string `json:"maintenance,omitempty"`

@@ -214,7 +214,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 		Severity:     ev.Severity,
 		CI:           ci,
 		Binding:      binding,
-		Routing:      adm.Routing,
+		Routing:      routingOf(adm.Routing),
 		Maintenance:  adm.Maintenance,
 		Labels:       ev.Labels,
 		Annotations:  ev.Annotations,
@@ -470,6 +470,9 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 // priority (the highest wins over the severity's), and service,
 // assignment group and Jira project where the incident has none yet.
 func (e *Engine) route(inc *incidentState, a *alertState) {
+	if a.Routing == nil {
+		return
+	}
 	r := a.Routing
 	if r.Priority != "" && (inc.priority == "" || r.Priority < inc.priority) {
 		inc.priority = r.Priority
@@ -484,6 +487,14 @@ func (e *Engine) route(inc *incidentState, a *alertState) {
 	if inc.Project == "" {
 		inc.Project = r.Project
 	}
+}
+
+// routingOf keeps routing off the alert (nil) when rules set none.
+func routingOf(r triage.Routing) *triage.Routing {
+	if r.IsZero() {
+		return nil
+	}
+	return &r
 }
 
 // commonLabels keeps the labels every alert of the incident shares.
@@ -781,7 +792,7 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		if a.Flapping {
 			heap.Push(&e.timers, timer{at: a.LastSeen.Add(e.opts.Flapping.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
 		}
-		if a.Routing.Priority != "" && (is.priority == "" || a.Routing.Priority < is.priority) {
+		if a.Routing != nil && a.Routing.Priority != "" && (is.priority == "" || a.Routing.Priority < is.priority) {
 			is.priority = a.Routing.Priority
 		}
 		if is.Status != triage.IncidentResolved {
