@@ -8,7 +8,7 @@ import (
 
 func TestExamplesPass(t *testing.T) {
 	var out bytes.Buffer
-	res, err := Run([]string{"../../deploy/examples/rules/triage-rules_test.yaml"}, &out)
+	res, err := Run([]string{"../../deploy/examples/rules_test.yaml"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
