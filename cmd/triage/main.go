@@ -116,6 +116,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	setup, err := app.LoadSetup(cfg, false)
+	if err == nil {
+		err = setup.CheckReferences()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

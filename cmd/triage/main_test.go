@@ -30,6 +30,13 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("rules:\n  - name: x\n    kind: drop\n    if: alert.labelz.a == \"b\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "window.yaml"), []byte("rules:\n  - name: w\n    kind: maintenance\n    ci: [db-orders, db-nope]\n    schedule: \"0 2 * * SUN\"\n    duration: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unknownCI := filepath.Join(dir, "unknown-ci.yaml")
+	if err := os.WriteFile(unknownCI, []byte("cmdb: {file: "+examples+"/cmdb.yaml}\nrules: {files: [window.yaml]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	brokenRefs := filepath.Join(dir, "broken-refs.yaml")
 	if err := os.WriteFile(brokenRefs, []byte("cmdb: {file: cmdb.yaml}\nrules: {files: [rules.yaml]}\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -44,6 +51,7 @@ func TestCheck(t *testing.T) {
 		{"invalid", []string{"check", bad}, 1, nil, []string{bad + ":2: correlation.window:", bad + ":4: unknown key kafkaa"}},
 		{"with CMDB and rules", []string{"check", withRefs}, 0, []string{"refs.yaml: ok (cmdb ", "13 CIs, 17 relations; 6 rules)"}, nil},
 		{"broken CMDB and rules", []string{"check", brokenRefs}, 1, nil, []string{"cmdb.yaml:4: relations.0.to: \"b\" is not the id of a CI", "rules.yaml:4: "}},
+		{"maintenance on an unknown CI", []string{"check", unknownCI}, 1, nil, []string{"window.yaml:4: ", "db-nope"}},
 		{"missing file", []string{"check", filepath.Join(dir, "nope.yaml")}, 1, nil, []string{"nope.yaml", "no such file"}},
 		{"no file", []string{"check"}, 2, nil, []string{"usage: triage check FILE"}},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`, "Usage:"}},

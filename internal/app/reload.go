@@ -51,12 +51,18 @@ func newReloader(cfg *config.Config, svc *correlate.Service, s *Setup, log *slog
 		rules: f.NewGauge(prometheus.GaugeOpts{Name: "triage_rules_loaded",
 			Help: "Rules in use."}),
 	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "triage_rules_evaluation_errors",
+		Help: "Run-time failures of the rules in use (counted as no match), since they were loaded."},
+		func() float64 { return float64(r.cur.Load().Rules.Errors()) })
 	r.stamps = r.stampFiles()
 	r.swapped(s, "start")
 	return r
 }
 
 func (r *reloader) swapped(s *Setup, trigger string) {
+	if err := s.CheckReferences(); err != nil {
+		r.log.Warn("rules name CIs the CMDB does not have", "err", err)
+	}
 	r.cur.Store(s)
 	r.success.WithLabelValues(trigger).Set(1)
 	r.lastOK.WithLabelValues(trigger).SetToCurrentTime()

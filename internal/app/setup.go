@@ -53,6 +53,16 @@ func LoadSetup(cfg *config.Config, useImported bool) (*Setup, error) {
 	return s, nil
 }
 
+// CheckReferences reports maintenance windows naming CIs the CMDB does
+// not have (file:line). `triage check` fails on it; serve only warns, so
+// that a CMDB import removing a CI does not stop the rules from loading.
+func (s *Setup) CheckReferences() error {
+	if s.Rules == nil || s.Topology == nil {
+		return nil
+	}
+	return s.Rules.CheckCIs(func(id string) bool { _, ok := s.Topology.CI(id); return ok })
+}
+
 func (s *Setup) rules() correlate.Rules {
 	if s.Rules == nil {
 		return nil // not a nil *rules.Set in a non-nil interface
