@@ -86,7 +86,6 @@ type cInc struct {
 	starts []time.Time // earliest alert start per CI
 	score  []int       // how many other CIs of the incident depend on cis[i]
 	keys   []string
-	first  *triage.Alert
 }
 
 // NewCorrelator returns a Correlator over topo (nil: no CMDB).
@@ -340,9 +339,6 @@ func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
 	}
 	if a.FirstSeen.Before(ii.opened) {
 		ii.opened = a.FirstSeen
-	}
-	if ii.first == nil {
-		ii.first = a
 	}
 	if now.After(ii.last) {
 		ii.last = now
