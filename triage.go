@@ -216,6 +216,9 @@ type Alert struct {
 	// Expired is set when the alert resolved because its ends_at passed
 	// without a new notification, not by a resolved notification.
 	Expired bool `json:"expired,omitempty"`
+	// Flapping is set while the alert changes state too often; its changes
+	// then do not resolve or reopen its incident.
+	Flapping bool `json:"flapping,omitempty"`
 	// Binding is how the alert was bound to a CI of the CMDB; nil when no
 	// CI matched (CI then holds the raw label value, if any).
 	Binding *Binding `json:"binding,omitempty"`
@@ -224,9 +227,6 @@ type Alert struct {
 	// Maintenance names the maintenance window the alert fired in, when the
 	// window annotates rather than suppresses.
 	Maintenance string `json:"maintenance,omitempty"`
-	// Flapping is set while the alert changes state too often; its changes
-	// then do not resolve or reopen its incident.
-	Flapping bool `json:"flapping,omitempty"`
 	// Joined says why the alert joined its incident.
 	Joined Explanation `json:"joined"`
 }

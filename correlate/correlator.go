@@ -83,8 +83,10 @@ type cInc struct {
 	opened time.Time
 	last   time.Time
 	cis    []int32
-	starts []time.Time // earliest alert start per CI
-	score  []int       // how many other CIs of the incident depend on cis[i]
+	pos    map[int32]int // CI → its index in cis
+	starts []time.Time   // earliest alert start per CI
+	score  []int         // how many other CIs of the incident depend on cis[i]
+	best   int           // index of the root cause in cis: kept as scores rise, never rescanned
 	keys   []string
 }
 
@@ -295,11 +297,9 @@ func (c *Correlator) assignTopology(idx int32, now time.Time) (Assignment, bool)
 	case best.dist == 0:
 		as.Reason = fmt.Sprintf("same CI %s as an alert of the incident", self)
 	case best.causal:
-		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%s): %s",
-			best.path[0], self, hopCount(int(best.dist)), strings.Join(best.path, " "))
+		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%s)", best.path[0], self, hopCount(int(best.dist)))
 	default:
-		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%s): %s",
-			self, best.path[len(best.path)-1], hopCount(int(best.dist)), strings.Join(best.path, " "))
+		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%s)", self, best.path[len(best.path)-1], hopCount(int(best.dist)))
 	}
 	for _, o := range cands[1:] {
 		if o.causal && (best.causal || o.id < best.id) {
@@ -355,39 +355,59 @@ func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
 	c.touchGroups(ii, now)
 }
 
+// addCI adds a CI to an incident and updates the root-cause scores in
+// time proportional to the CI's upstream and downstream neighbours, not to
+// the incident's size: scores only rise and starts only move earlier, so
+// comparing each changed entry with the current best keeps the best.
 func (c *Correlator) addCI(ii *cInc, idx int32, start time.Time) {
-	if k := slices.Index(ii.cis, idx); k >= 0 {
+	if ii.pos == nil {
+		ii.pos = make(map[int32]int)
+	}
+	if k, ok := ii.pos[idx]; ok {
 		if start.Before(ii.starts[k]) {
 			ii.starts[k] = start
+			ii.promote(k)
 		}
 		return
 	}
-	hops := c.up(idx)
+	// How many of the incident's CIs depend on the new one: its entries
+	// in byUp registered by this incident.
 	score := 0
-	for k, x := range ii.cis {
-		if dependsWithin(hops, x) {
-			ii.score[k]++ // the new CI depends on x
-		}
-		if dependsWithin(c.up(x), idx) {
+	for _, r := range c.byUp[idx] {
+		if r.inc == ii.id {
 			score++
 		}
 	}
+	k := len(ii.cis)
+	ii.pos[idx] = k
 	ii.cis = append(ii.cis, idx)
 	ii.starts = append(ii.starts, start)
 	ii.score = append(ii.score, score)
+	ii.promote(k)
+	hops := c.up(idx)
+	for _, h := range hops {
+		if x, ok := ii.pos[h.ci]; ok {
+			ii.score[x]++ // the new CI depends on h.ci
+			ii.promote(x)
+		}
+	}
 	c.byCI[idx] = append(c.byCI[idx], ii.id)
 	for _, h := range hops {
 		c.byUp[h.ci] = append(c.byUp[h.ci], upRef{inc: ii.id, ci: idx, dist: h.dist})
 	}
 }
 
-func dependsWithin(hops []hop, ci int32) bool {
-	for _, h := range hops {
-		if h.ci == ci {
-			return true
-		}
+// promote makes cis[k] the root cause if it now beats the current one:
+// a higher score, an earlier start among equals, the first added among those.
+func (ii *cInc) promote(k int) {
+	b := ii.best
+	if k == b {
+		return
 	}
-	return false
+	if ii.score[k] > ii.score[b] || ii.score[k] == ii.score[b] &&
+		(ii.starts[k].Before(ii.starts[b]) || ii.starts[k].Equal(ii.starts[b]) && k < b) {
+		ii.best = k
+	}
 }
 
 // Touch implements Grouper.
@@ -419,18 +439,24 @@ func (c *Correlator) Release(id uint64) {
 	if i, ok := slices.BinarySearch(c.order, id); ok {
 		c.order = slices.Delete(c.order, i, i+1)
 	}
+	// Each byUp list is filtered once, however many of the incident's CIs
+	// registered in it: releasing a big incident stays linear.
+	ups := make(map[int32]struct{})
 	for _, idx := range ii.cis {
 		c.byCI[idx] = deleteID(c.byCI[idx], id)
 		if len(c.byCI[idx]) == 0 {
 			delete(c.byCI, idx)
 		}
 		for _, h := range c.up(idx) {
-			refs := slices.DeleteFunc(c.byUp[h.ci], func(r upRef) bool { return r.inc == id })
-			if len(refs) == 0 {
-				delete(c.byUp, h.ci)
-			} else {
-				c.byUp[h.ci] = refs
-			}
+			ups[h.ci] = struct{}{}
+		}
+	}
+	for u := range ups {
+		refs := slices.DeleteFunc(c.byUp[u], func(r upRef) bool { return r.inc == id })
+		if len(refs) == 0 {
+			delete(c.byUp, u)
+		} else {
+			c.byUp[u] = refs
 		}
 	}
 	for _, key := range ii.keys {
@@ -454,12 +480,7 @@ func (c *Correlator) RootCause(id uint64) (triage.RootCause, bool) {
 	if ii == nil || len(ii.cis) == 0 {
 		return triage.RootCause{}, false
 	}
-	best := 0
-	for k := 1; k < len(ii.cis); k++ {
-		if ii.score[k] > ii.score[best] || ii.score[k] == ii.score[best] && ii.starts[k].Before(ii.starts[best]) {
-			best = k
-		}
-	}
+	best := ii.best
 	ci := c.topo.cis[ii.cis[best]]
 	what := ci.ID
 	if ci.Type != "" {

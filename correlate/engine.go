@@ -121,9 +121,11 @@ type alertState struct {
 	detailHash uint64
 	// expiryAt is when the earliest queued expiry timer of this alert fires;
 	// timers at other times are stale.
-	expiryAt time.Time
-	// flips are the times of its recent state changes, for flap detection.
-	flips []time.Time
+	expiryAt int64 // Unix nanoseconds, 0 for none
+	// flips are the times of its recent state changes, for flap detection;
+	// nil until it first changes state (a pointer keeps the struct in a
+	// smaller allocation class: this is the per-alert cost).
+	flips *[]time.Time
 }
 
 type incidentState struct {
@@ -321,7 +323,7 @@ func (e *Engine) resolveAlert(a *alertState, end, now time.Time, how string) {
 	inc := a.inc
 	a.Status = triage.AlertResolved
 	a.EndsAt = end
-	a.expiryAt = time.Time{}
+	a.expiryAt = 0
 	if e.flip(a, now) {
 		e.markAlert(a) // held: it still counts as firing
 		return
@@ -343,21 +345,26 @@ func (e *Engine) flip(a *alertState, now time.Time) bool {
 	if f.Changes < 2 {
 		return false
 	}
-	keep := a.flips[:0]
-	for _, t := range a.flips {
+	if a.flips == nil {
+		a.flips = new([]time.Time)
+	}
+	flips := *a.flips
+	keep := flips[:0]
+	for _, t := range flips {
 		if now.Sub(t) < f.Window {
 			keep = append(keep, t)
 		}
 	}
-	a.flips = append(keep, now)
-	if len(a.flips) > f.Changes {
-		a.flips = a.flips[len(a.flips)-f.Changes:]
+	flips = append(keep, now)
+	if len(flips) > f.Changes {
+		flips = flips[len(flips)-f.Changes:]
 	}
-	if !a.Flapping && len(a.flips) >= f.Changes {
+	*a.flips = flips
+	if !a.Flapping && len(flips) >= f.Changes {
 		a.Flapping = true
 		e.addTimeline(a.inc, now, triage.KindFlapping, triage.ActorSystem,
 			fmt.Sprintf("%s is flapping: %d state changes within %s; its changes are held until it is stable for %s",
-				alertName(&a.Alert), len(a.flips), f.Window, f.Window), a.Fingerprint)
+				alertName(&a.Alert), len(flips), f.Window, f.Window), a.Fingerprint)
 		heap.Push(&e.timers, timer{at: now.Add(f.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
 		e.markIncident(a.inc)
 	}
@@ -372,15 +379,15 @@ func (e *Engine) unflap(t timer) {
 		return
 	}
 	last := a.LastSeen
-	if n := len(a.flips); n > 0 {
-		last = a.flips[n-1]
+	if a.flips != nil && len(*a.flips) > 0 {
+		last = (*a.flips)[len(*a.flips)-1]
 	}
 	if due := last.Add(e.opts.Flapping.Window); due.After(t.at) {
 		heap.Push(&e.timers, timer{at: due, id: t.id, fp: t.fp, kind: timerFlap})
 		return
 	}
 	a.Flapping = false
-	a.flips = a.flips[:0]
+	a.flips = nil
 	inc := a.inc
 	e.addTimeline(inc, t.at, triage.KindFlapping, triage.ActorSystem,
 		fmt.Sprintf("%s stopped flapping: %s, no change for %s", alertName(&a.Alert), a.Status, e.opts.Flapping.Window), a.Fingerprint)
@@ -401,13 +408,13 @@ func (e *Engine) setExpiry(a *alertState, endsAt, now time.Time) {
 		return
 	}
 	a.EndsAt = endsAt
-	if a.expiryAt.IsZero() || endsAt.Before(a.expiryAt) {
+	if a.expiryAt == 0 || endsAt.UnixNano() < a.expiryAt {
 		e.queueExpiry(a, endsAt)
 	}
 }
 
 func (e *Engine) queueExpiry(a *alertState, at time.Time) {
-	a.expiryAt = at
+	a.expiryAt = at.UnixNano()
 	heap.Push(&e.timers, timer{at: at, id: a.IncidentID, fp: a.Fingerprint, kind: timerExpire})
 }
 
@@ -602,7 +609,11 @@ func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
 	inc.EventCount++
 	inc.UpdatedAt = now
 	inc.AutoResolveAt = nil
-	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, alertName(&a.Alert)+" joined: "+a.Joined.Reason, a.Fingerprint)
+	msg := alertName(&a.Alert) + " joined: " + a.Joined.Reason
+	if len(a.Joined.Path) > 0 {
+		msg += " via " + strings.Join(a.Joined.Path, " ")
+	}
+	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, msg, a.Fingerprint)
 	commonLabels(inc, a.Labels)
 	e.route(inc, a)
 	e.raiseSeverity(inc, a.Severity, now)
@@ -692,10 +703,10 @@ func (e *Engine) Tick(now time.Time) {
 // expire resolves an alert whose ends_at passed without a new notification.
 func (e *Engine) expire(t timer) {
 	a := e.alerts[t.fp]
-	if a == nil || a.IncidentID != t.id || !a.expiryAt.Equal(t.at) {
+	if a == nil || a.IncidentID != t.id || a.expiryAt != t.at.UnixNano() {
 		return // stale: the alert moved on, or an earlier timer replaced this one
 	}
-	a.expiryAt = time.Time{}
+	a.expiryAt = 0
 	if a.Status != triage.AlertFiring || a.EndsAt.IsZero() {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/triage-dev/triage"
 )
@@ -524,5 +525,14 @@ func TestGroupingSameAfterRestore(t *testing.T) {
 	}
 	if live != 1 {
 		t.Fatalf("joined INC-%d, want INC-1: it is open and its group was notified a minute ago", live)
+	}
+}
+
+// The per-alert memory budget (≤ 1 KiB with labels) depends on alertState
+// staying in the 416-byte allocation class: a field added carelessly moves
+// every alert up a class.
+func TestAlertStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(alertState{}); n > 416 {
+		t.Fatalf("alertState is %d bytes: it left the 416-byte size class; pack fields or move rare ones behind a pointer", n)
 	}
 }

@@ -95,15 +95,14 @@ var nuisances = [numKinds][]alertDef{
 
 // detached are noise alerts that name no CI at all.
 var detached = []alertDef{
-	{"CertificateExpiringSoon", "warning", func(r *rand.Rand) (string, string) {
-		return "domain", word(r.IntN(len(words))) + ".example.com"
-	}},
-	{"BlackboxProbeFailed", "warning", func(r *rand.Rand) (string, string) {
-		return "target", "https://" + word(r.IntN(len(words))) + ".example.com/health"
-	}},
-	{"BackupJobFailed", "warning", func(r *rand.Rand) (string, string) {
-		return "backup", word(r.IntN(len(words))) + "-nightly"
-	}},
-	{"LicenseExpiring", "info", oneOf("product", "oracle", "vmware", "splunk", "confluent")},
-	{"DNSResolutionSlow", "warning", numbered("resolver", "10.53.0.%d", 4)},
+	{"CertificateExpiringSoon", "warning", site("domain", "%s.example.com")},
+	{"BlackboxProbeFailed", "warning", site("target", "https://%s.example.com/health")},
+	{"BackupJobFailed", "warning", site("backup", "%s-nightly")},
+	{"LicenseExpiring", "info", numbered("contract", "C-%05d", 99999)},
+	{"DNSResolutionSlow", "warning", site("zone", "%s.internal.example.com")},
+}
+
+// site names one of a thousand sites in format.
+func site(label, format string) func(r *rand.Rand) (string, string) {
+	return func(r *rand.Rand) (string, string) { return label, fmt.Sprintf(format, word(r.IntN(25*len(words)))) }
 }

@@ -34,7 +34,7 @@ type Metrics struct {
 	// fault's alerts, the lowest id on a tie) names the fault's root CI as
 	// its root cause.
 	RootCauseFaults, RootCauseHits int
-	RootCauseHitRate                float64
+	RootCauseHitRate               float64
 }
 
 // String is a one-line summary of m.
@@ -165,7 +165,7 @@ func Evaluate(incidents []triage.Incident, sc *Scenario) Metrics {
 		}
 	}
 
-	for _, f := range faultViews(a, sc) {
+	for _, f := range groupViews(a, sc, true) {
 		if f.alerts < 2 {
 			continue
 		}
@@ -185,26 +185,28 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// faultView is how the incidents hold one fault.
-type faultView struct {
-	id, root string
+// groupView is how the incidents hold one ground-truth group.
+type groupView struct {
+	id, root string // root: the fault's root CI, empty for noise and flaps
 	alerts   int
-	// byIncident counts the fault's alerts per incident; missing ones are
+	// byIncident counts the group's alerts per incident; missing ones are
 	// under 0.
 	byIncident map[uint64]int
 	main       *triage.Incident
 }
 
-func faultViews(a assignment, sc *Scenario) []faultView {
-	views := make(map[string]*faultView)
+// groupViews lists every ground-truth group (faultsOnly: every fault) in
+// group order.
+func groupViews(a assignment, sc *Scenario, faultsOnly bool) []groupView {
+	views := make(map[string]*groupView)
 	for fp, g := range sc.Truth {
 		root, ok := sc.Roots[g]
-		if !ok {
+		if faultsOnly && !ok {
 			continue
 		}
 		f := views[g]
 		if f == nil {
-			f = &faultView{id: g, root: root, byIncident: make(map[uint64]int)}
+			f = &groupView{id: g, root: root, byIncident: make(map[uint64]int)}
 			views[g] = f
 		}
 		f.alerts++
@@ -215,7 +217,7 @@ func faultViews(a assignment, sc *Scenario) []faultView {
 		ids = append(ids, id)
 	}
 	sortGroupIDs(ids)
-	out := make([]faultView, 0, len(ids))
+	out := make([]groupView, 0, len(ids))
 	for _, id := range ids {
 		f := views[id]
 		var best uint64
@@ -231,17 +233,19 @@ func faultViews(a assignment, sc *Scenario) []faultView {
 	return out
 }
 
-// Problem describes one fault the incidents got wrong.
+// Problem describes one ground-truth group the incidents got wrong.
 type Problem struct {
-	Fault, Root string
+	// Group is the ground-truth group; Root its root CI when it is a fault.
+	Group, Root string
 	Alerts      int
-	// Split lists the incidents holding the fault's alerts, main first,
+	// Split lists the incidents holding the group's alerts, main first,
 	// when there is more than one (0 stands for alerts in no incident).
 	Split []uint64
 	// MergedWith lists the other ground-truth groups whose alerts share the
-	// fault's main incident.
+	// group's main incident.
 	MergedWith []string
-	// RootCause is the CI the main incident names when it is not Root.
+	// RootCause is what the main incident of a fault of two or more alerts
+	// names when it is not Root.
 	RootCause       string
 	RootCauseReason string
 }
@@ -264,11 +268,16 @@ func (p Problem) String() string {
 	if p.RootCause != "" || p.RootCauseReason != "" {
 		parts = append(parts, fmt.Sprintf("root cause %q (%s)", p.RootCause, p.RootCauseReason))
 	}
-	return fmt.Sprintf("%s (root %s, %d alerts): %s", p.Fault, p.Root, p.Alerts, strings.Join(parts, "; "))
+	what := p.Group
+	if p.Root != "" {
+		what += " (root " + p.Root + ")"
+	}
+	return fmt.Sprintf("%s, %d alerts: %s", what, p.Alerts, strings.Join(parts, "; "))
 }
 
-// Diagnose lists the faults the incidents split, merged with other groups,
-// or (with two or more alerts) named the wrong root cause for.
+// Diagnose lists the ground-truth groups the incidents split, merged with
+// other groups, or (faults of two or more alerts) named the wrong root
+// cause for, in group order.
 func Diagnose(incidents []triage.Incident, sc *Scenario) []Problem {
 	a := assign(incidents, sc)
 	groupsIn := make(map[uint64]map[string]bool)
@@ -279,8 +288,8 @@ func Diagnose(incidents []triage.Incident, sc *Scenario) []Problem {
 		groupsIn[id][sc.Truth[fp]] = true
 	}
 	var out []Problem
-	for _, f := range faultViews(a, sc) {
-		p := Problem{Fault: f.id, Root: f.root, Alerts: f.alerts}
+	for _, f := range groupViews(a, sc, false) {
+		p := Problem{Group: f.id, Root: f.root, Alerts: f.alerts}
 		if len(f.byIncident) > 1 {
 			var main uint64
 			if f.main != nil {
@@ -303,7 +312,7 @@ func Diagnose(incidents []triage.Incident, sc *Scenario) []Problem {
 				}
 			}
 			sortGroupIDs(p.MergedWith)
-			if f.alerts >= 2 && f.main.RootCause.CI != f.root {
+			if f.root != "" && f.alerts >= 2 && f.main.RootCause.CI != f.root {
 				p.RootCause, p.RootCauseReason = f.main.RootCause.CI, f.main.RootCause.Reason
 			}
 		}
@@ -312,4 +321,41 @@ func Diagnose(incidents []triage.Incident, sc *Scenario) []Problem {
 		}
 	}
 	return out
+}
+
+// Median is the field-by-field median of ms (the mean of the middle two
+// for an even count), for summarising runs over several seeds.
+func Median(ms []Metrics) Metrics {
+	if len(ms) == 0 {
+		return Metrics{}
+	}
+	f := func(get func(Metrics) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = get(m)
+		}
+		slices.Sort(v)
+		n := len(v)
+		if n%2 == 1 {
+			return v[n/2]
+		}
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	i := func(get func(Metrics) int) int {
+		return int(f(func(m Metrics) float64 { return float64(get(m)) }) + 0.5)
+	}
+	return Metrics{
+		Alerts:           i(func(m Metrics) int { return m.Alerts }),
+		Missing:          i(func(m Metrics) int { return m.Missing }),
+		Incidents:        i(func(m Metrics) int { return m.Incidents }),
+		Groups:           i(func(m Metrics) int { return m.Groups }),
+		Faults:           i(func(m Metrics) int { return m.Faults }),
+		Precision:        f(func(m Metrics) float64 { return m.Precision }),
+		Recall:           f(func(m Metrics) float64 { return m.Recall }),
+		F1:               f(func(m Metrics) float64 { return m.F1 }),
+		Compression:      f(func(m Metrics) float64 { return m.Compression }),
+		RootCauseFaults:  i(func(m Metrics) int { return m.RootCauseFaults }),
+		RootCauseHits:    i(func(m Metrics) int { return m.RootCauseHits }),
+		RootCauseHitRate: f(func(m Metrics) float64 { return m.RootCauseHitRate }),
+	}
 }

@@ -125,11 +125,8 @@ func (s *gen) occupy(foot []int32, sp span) {
 	}
 }
 
-// randomCI picks a CI: its kind by weight (nil: uniformly over all CIs).
-func (s *gen) randomCI(weight *[numKinds]int) int32 {
-	if weight == nil {
-		return int32(s.r.IntN(len(s.g.cis)))
-	}
+// randomKind picks a kind of CI by weight among the kinds the topology has.
+func (s *gen) randomKind(weight *[numKinds]int) kind {
 	total := 0
 	for k, w := range weight {
 		if len(s.g.byKind[k]) > 0 {
@@ -137,7 +134,7 @@ func (s *gen) randomCI(weight *[numKinds]int) int32 {
 		}
 	}
 	if total == 0 {
-		return int32(s.r.IntN(len(s.g.cis)))
+		return s.g.kinds[s.r.IntN(len(s.g.cis))]
 	}
 	n := s.r.IntN(total)
 	for k, w := range weight {
@@ -145,12 +142,17 @@ func (s *gen) randomCI(weight *[numKinds]int) int32 {
 			continue
 		}
 		if n < w {
-			list := s.g.byKind[k]
-			return list[s.r.IntN(len(list))]
+			return kind(k)
 		}
 		n -= w
 	}
 	panic("unreachable")
+}
+
+// of picks a CI of kind k.
+func (s *gen) of(k kind) int32 {
+	list := s.g.byKind[k]
+	return list[s.r.IntN(len(list))]
 }
 
 // faults places cfg.Faults faults at random starts over the duration, each
@@ -174,7 +176,14 @@ func (s *gen) faults() {
 	}
 }
 
+// placeFault picks the kind of the root first and delays the fault until a
+// root of that kind is far enough from the active groups (a switch, whose
+// failure reaches far, may wait for a quiet time); after maxWait it tries
+// another kind.
 func (s *gen) placeFault(t time.Time, length time.Duration) (int32, time.Time) {
+	const maxWait = 90 * time.Minute
+	k := s.randomKind(&rootWeight)
+	waited := time.Duration(0)
 	for {
 		for {
 			active, first := 0, time.Time{}
@@ -193,7 +202,7 @@ func (s *gen) placeFault(t time.Time, length time.Duration) (int32, time.Time) {
 		}
 		sp := span{t.Add(-2 * time.Minute), t.Add(length + spread + quiet)}
 		for range 40 {
-			root := s.randomCI(&rootWeight)
+			root := s.of(k)
 			foot := s.g.footprint(s.w, root, maxHops)
 			if s.free(foot, sp) {
 				s.occupy(foot, sp)
@@ -202,6 +211,9 @@ func (s *gen) placeFault(t time.Time, length time.Duration) (int32, time.Time) {
 			}
 		}
 		t = t.Add(time.Minute)
+		if waited += time.Minute; waited > maxWait {
+			k, waited = s.randomKind(&rootWeight), 0
+		}
 	}
 }
 
@@ -211,7 +223,7 @@ func (s *gen) placeOne(t time.Time, length time.Duration) (int32, time.Time) {
 	for {
 		sp := span{t.Add(-time.Minute), t.Add(length + time.Minute + quiet)}
 		for range 40 {
-			ci := s.randomCI(nil)
+			ci := int32(s.r.IntN(len(s.g.cis)))
 			foot := []int32{ci}
 			if s.free(foot, sp) {
 				s.occupy(foot, sp)
@@ -269,7 +281,7 @@ func (s *gen) fault(n int, root int32, t time.Time, length time.Duration) {
 			first = 0 // the root's own outage
 		}
 		s.alert(id, h.ci, defs[first], h.at, ciEnd)
-		if s.r.Float64() < 0.35 {
+		if s.r.Float64() < 0.25 {
 			second := (first + 1 + s.r.IntN(len(defs)-1)) % len(defs)
 			s.alert(id, h.ci, defs[second], h.at.Add(s.dur(0, time.Minute)), ciEnd)
 		}
@@ -326,7 +338,7 @@ func (s *gen) alert(group string, ci int32, def alertDef, onset, end time.Time) 
 	}
 	s.record(group, ci, fp)
 	sum := s.summary(ci, labels)
-	repeat := time.Duration(1+s.r.IntN(5)) * time.Minute
+	repeat := s.dur(time.Minute, 5*time.Minute)
 	at := onset.Add(s.dur(0, 30*time.Second))
 	for {
 		s.event(fp, labels, sum, triage.AlertFiring, onset, time.Time{}, at)
@@ -445,7 +457,7 @@ func (s *gen) summary(ci int32, labels map[string]string) string {
 	if ci >= 0 {
 		return labels["alertname"] + " on " + s.g.cis[ci].Name
 	}
-	for _, k := range []string{"domain", "target", "backup", "product", "resolver"} {
+	for _, k := range []string{"domain", "target", "backup", "contract", "zone"} {
 		if v := labels[k]; v != "" {
 			return labels["alertname"] + " on " + v
 		}

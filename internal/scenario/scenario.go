@@ -31,15 +31,15 @@ import (
 	"github.com/triage-dev/triage/correlate"
 )
 
-// Config sizes a scenario. Zero fields take defaults (see Generate); the
-// per-type CI counts that are zero are derived from CIs.
+// Config sizes a scenario. Zero fields take defaults (see Generate).
 type Config struct {
 	// Seed makes the scenario: the same Config gives the same Scenario.
 	Seed uint64
 
 	// CIs is the target number of CIs; per-type counts left zero are
-	// scaled from it (about 1% switches, 45% hosts, 35% services, the rest
-	// databases, caches and queues).
+	// scaled from it (about 5% switches, 43% hosts, 35% services, the rest
+	// databases, caches and queues). With CIs zero only the per-type
+	// counts are used, and with those all zero too, CIs is 200.
 	CIs int
 	// Per-type counts; a non-zero count wins over the share from CIs.
 	CoreSwitches, AccessSwitches, Hosts, Databases, Caches, Queues, Services int

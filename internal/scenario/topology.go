@@ -25,8 +25,9 @@ const (
 // ciType is the CMDB type of each kind.
 var ciType = [numKinds]string{"network_switch", "network_switch", "host", "database", "cache", "queue", "service"}
 
-// rootWeight is how often a fault starts at a CI of each kind.
-var rootWeight = [numKinds]int{2, 6, 20, 20, 12, 10, 30}
+// rootWeight is how often a fault starts at a CI of each kind: mostly where
+// something depends on the root, so that most faults cascade.
+var rootWeight = [numKinds]int{1, 4, 22, 25, 15, 12, 15}
 
 // words name services and the databases, caches and queues they own.
 var words = []string{
@@ -217,10 +218,10 @@ func buildGraph(r *rand.Rand, c counts) *graph {
 				g.relate(s, list[r.IntN(len(list))], triage.RelDependsOn)
 			}
 		}
-		dep(kindDB, 0.85, 0.6)
-		dep(kindCache, 0.6, 0.3)
-		dep(kindQueue, 0.5, 0.25)
-		if i > 0 && r.Float64() < 0.35 {
+		dep(kindDB, 0.85, 0.4)
+		dep(kindCache, 0.6, 0.2)
+		dep(kindQueue, 0.5, 0.2)
+		if i > 0 && r.Float64() < 0.3 {
 			svcs := g.byKind[kindService]
 			g.relate(s, svcs[r.IntN(len(svcs)-1)], triage.RelDependsOn) // an earlier service
 		}
