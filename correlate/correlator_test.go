@@ -425,3 +425,32 @@ func TestFlappingAlertIsHeld(t *testing.T) {
 		t.Fatalf("at 20m status %s, want resolved 5m after it settled", got)
 	}
 }
+
+// FuzzParseTopology: any bytes give a topology or an error, never a panic,
+// and a topology binds and correlates without panicking.
+func FuzzParseTopology(f *testing.F) {
+	f.Add([]byte(testCMDB))
+	f.Add([]byte(`{"cis": [{"id": "a", "aliases": ["x"]}, {"id": "b"}], "relations": [{"from": "a", "to": "b", "type": "runs_on"}]}`))
+	f.Add([]byte("cis:\n  - {id: a}\n  - {id: a}\n"))
+	f.Add([]byte("cis: [{id: a, name: a, aliases: [a]}]\nrelations: [{from: a, to: a, type: depends_on}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		topo, err := ParseTopology("f.yaml", data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "f.yaml") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		e := NewEngine(Options{Topology: topo, ResolveAfter: time.Minute}, NewCorrelator(topo, CorrelatorOptions{Window: time.Minute, MaxHops: 3}))
+		for i, ci := range topo.CIs() {
+			if i >= 20 {
+				break
+			}
+			ev := triage.Event{Labels: map[string]string{"alertname": "X", "ci": ci.ID}}
+			if ev.Normalize(t0) != nil {
+				continue
+			}
+			e.Process(&ev, t0.Add(time.Duration(i)*time.Second))
+		}
+	})
+}
