@@ -9,6 +9,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/rules"
 )
 
 // large is Generate(Large()), made once per test binary.
@@ -138,4 +139,60 @@ func BenchmarkMemoryPerActiveAlert(b *testing.B) {
 		runtime.KeepAlive(eng)
 		runtime.KeepAlive(evs)
 	}
+}
+
+// benchRules are 20 rules of every kind, as an SRE team might run: none
+// drops the scenario's alerts, so every alert pays for all of them.
+const benchRules = `rules:
+  - {name: drop-watchdog, kind: drop, if: 'alert.labels.alertname == "Watchdog"'}
+  - {name: drop-info, kind: drop, if: 'alert.severity == "info" && alert.labels.env == "dev"'}
+  - {name: drop-test, kind: drop, if: 'alert.labels.namespace startsWith "test-"'}
+  - {name: drop-synthetic, kind: drop, if: 'alert.labels.job == "blackbox-synthetic"'}
+  - {name: dba, kind: enrich, if: 'ci.type == "database"', set: {assignment_group: dba, jira_project: DBA, labels: {team: dba}}}
+  - {name: net, kind: enrich, if: 'ci.type == "network_switch"', set: {assignment_group: neteng, jira_project: NET}}
+  - {name: cache, kind: enrich, if: 'ci.type == "cache"', set: {assignment_group: platform}}
+  - {name: queue, kind: enrich, if: 'ci.type == "queue"', set: {assignment_group: platform}}
+  - {name: tier1, kind: enrich, if: 'ci.attributes.tier == "1" && alert.severity == "critical"', set: {priority: P1}}
+  - {name: page-sev, kind: enrich, if: 'alert.labels.page == "true"', set: {severity: critical}}
+  - {name: cluster-eu, kind: correlate, if: 'alert.labels.cluster != "" && alert.labels.cluster == incident.labels.cluster && alert.labels.alertname == incident.labels.alertname'}
+  - {name: certs, kind: group, if: 'alert.labels.alertname == "CertificateExpiringSoon"', by: [alertname], window: 24h}
+  - {name: backups, kind: group, if: 'alert.labels.alertname startsWith "Backup"', by: [alertname, job], window: 1h}
+  - {name: patch-1, kind: maintenance, ci: [db-0001, db-0002], schedule: "0 2 * * SUN", duration: 2h, time_zone: Europe/Berlin}
+  - {name: patch-2, kind: maintenance, ci: [host-0001], schedule: "0 3 * * SAT", duration: 1h, time_zone: America/New_York}
+  - {name: staging, kind: maintenance, if: 'alert.labels.env == "staging"', action: annotate, schedule: "0 0 * * *", duration: 6h}
+  - {name: freeze, kind: maintenance, if: 'alert.labels.service == "legacy"', start: 2020-01-01T00:00:00Z, end: 2020-01-02T00:00:00Z}
+  - {name: drop-noisy-disk, kind: drop, if: 'alert.labels.alertname == "NodeFilesystemAlmostFull" && alert.labels.mountpoint == "/boot"'}
+  - {name: drop-flappy-probe, kind: drop, if: 'alert.labels.alertname == "ProbeFailed" && alert.labels.target matches "^canary-"'}
+  - {name: owner, kind: enrich, if: 'ci.attributes.owner_group != ""', set: {labels: {owner: team}}}
+`
+
+// BenchmarkStormTopology10kWithRules is the storm with 20 rules of every
+// kind, a correlate rule among them (tried against the open incidents for
+// each new alert).
+func BenchmarkStormTopology10kWithRules(b *testing.B) {
+	sc := large()
+	topo := benchTopology(b, sc)
+	rs, err := rules.Parse("bench.yaml", []byte(benchRules))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := EngineOptions(topo)
+	opts.Rules = rs
+	co := correlatorOptions()
+	co.Rules = rs
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for range b.N {
+		b.StopTimer()
+		evs, err := Normalized(sc.Events)
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng := correlate.NewEngine(opts, correlate.NewCorrelator(topo, co))
+		b.StartTimer()
+		drive(eng, evs)
+		n += len(evs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }

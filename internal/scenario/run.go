@@ -30,11 +30,15 @@ var Groupings = []Grouping{
 // NewCorrelator is the topology correlator with the settings of the
 // default config: a 10-minute window, 3 hops, group_by alertname and service.
 func NewCorrelator(topo *correlate.Topology) correlate.Grouper {
-	return correlate.NewCorrelator(topo, correlate.CorrelatorOptions{
+	return correlate.NewCorrelator(topo, correlatorOptions())
+}
+
+func correlatorOptions() correlate.CorrelatorOptions {
+	return correlate.CorrelatorOptions{
 		Window:  10 * time.Minute,
 		MaxHops: 3,
 		GroupBy: []string{"alertname", "service"},
-	})
+	}
 }
 
 // EngineOptions are the engine settings of the default config over topo.
