@@ -40,6 +40,9 @@ type Binding struct {
 // Routing is what enrich rules set on an alert beyond its labels; an
 // incident takes it from the alerts that join it.
 type Routing struct {
+	// Severity is set when a rule set the alert's severity: later
+	// notifications do not change it.
+	Severity        string `json:"severity,omitempty"`
 	Priority        string `json:"priority,omitempty"`
 	Service         string `json:"service,omitempty"`
 	AssignmentGroup string `json:"assignment_group,omitempty"`

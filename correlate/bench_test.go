@@ -3,6 +3,7 @@ package correlate
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +137,54 @@ func BenchmarkWALAppend(b *testing.B) {
 	}
 	defer w.Close()
 	benchSteps(b, func(_ int, rec *Record) error { return w.Append(rec) })
+}
+
+// BenchmarkHubAlertMergesStorm: 10k incidents on applications behind one
+// core switch (each alone: siblings), then the switch alerts and all of
+// them merge into one. Reports the time of that one alert.
+func BenchmarkHubAlertMergesStorm(b *testing.B) {
+	var cis, rels strings.Builder
+	cis.WriteString("cis:\n  - {id: core}\n")
+	for s := 0; s < 10; s++ {
+		fmt.Fprintf(&cis, "  - {id: sw%d}\n", s)
+		fmt.Fprintf(&rels, "  - {from: sw%d, to: core, type: connected_to}\n", s)
+		for h := 0; h < 20; h++ {
+			fmt.Fprintf(&cis, "  - {id: h%d-%d}\n", s, h)
+			fmt.Fprintf(&rels, "  - {from: h%d-%d, to: sw%d, type: connected_to}\n", s, h, s)
+			for a := 0; a < 50; a++ {
+				fmt.Fprintf(&cis, "  - {id: app%d-%d-%d}\n", s, h, a)
+				fmt.Fprintf(&rels, "  - {from: app%d-%d-%d, to: h%d-%d, type: runs_on}\n", s, h, a, s, h)
+			}
+		}
+	}
+	topo, err := ParseTopology("hub.yaml", []byte(cis.String()+"relations:\n"+rels.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for range b.N {
+		e := NewEngine(Options{ResolveAfter: 5 * time.Minute, ReopenWindow: time.Hour, Topology: topo},
+			NewCorrelator(topo, CorrelatorOptions{Window: 10 * time.Minute, MaxHops: 3, GroupBy: []string{"alertname"}}))
+		send := func(ci string) {
+			ev := triage.Event{Labels: map[string]string{"alertname": "Down", "ci": ci}}
+			_ = ev.Normalize(t0)
+			e.Process(&ev, t0)
+			e.Flush()
+		}
+		for _, c := range topo.CIs() {
+			if strings.HasPrefix(c.ID, "app") {
+				send(c.ID)
+			}
+		}
+		if e.OpenIncidents() != 10000 {
+			b.Fatalf("%d open incidents before the switch alert, want 10000", e.OpenIncidents())
+		}
+		start := time.Now()
+		send("core")
+		total += time.Since(start)
+		if e.OpenIncidents() != 1 {
+			b.Fatalf("%d open incidents after the switch alert, want 1", e.OpenIncidents())
+		}
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/hub-alert")
 }

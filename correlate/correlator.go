@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -53,10 +54,10 @@ type Correlator struct {
 	relMask uint8
 	upCache map[int32][]hop
 	incs    map[uint64]*cInc
-	order   []uint64              // not-resolved incidents, ascending
-	byCI    map[int32][]uint64    // CI → incidents with an alert on it
-	byUp    map[int32][]upRef     // CI u → incidents with a CI that depends on u
-	groups  map[string][]labelGrp // group key → incidents, ascending
+	order   []uint64                     // not-resolved incidents, ascending
+	byCI    map[int32][]uint64           // CI → incidents with an alert on it
+	byUp    map[int32]map[uint64][]upRef // CI u → incident → its CIs that depend on u
+	groups  map[string][]labelGrp        // group key → incidents, ascending
 }
 
 // hop is one CI upstream of another: what it depends on within MaxHops.
@@ -68,7 +69,6 @@ type hop struct {
 }
 
 type upRef struct {
-	inc  uint64
 	ci   int32 // the incident's CI that depends on the key CI
 	dist uint8
 }
@@ -84,7 +84,7 @@ type cInc struct {
 	last   time.Time
 	cis    []int32
 	pos    map[int32]int // CI → its index in cis
-	starts []time.Time   // earliest alert start per CI
+	starts []time.Time   // when the CI's first alert was seen
 	score  []int         // how many other CIs of the incident depend on cis[i]
 	best   int           // index of the root cause in cis: kept as scores rise, never rescanned
 	keys   []string
@@ -104,7 +104,7 @@ func NewCorrelator(topo *Topology, opts CorrelatorOptions) *Correlator {
 		upCache: make(map[int32][]hop),
 		incs:    make(map[uint64]*cInc),
 		byCI:    make(map[int32][]uint64),
-		byUp:    make(map[int32][]upRef),
+		byUp:    make(map[int32]map[uint64][]upRef),
 		groups:  make(map[string][]labelGrp),
 	}
 	for _, r := range opts.Relations {
@@ -181,32 +181,22 @@ func (c *Correlator) bound(a *triage.Alert) (int32, *triage.CI, bool) {
 	return i, &c.topo.cis[i], true
 }
 
+// candidate is an open incident a new alert is related to, at its nearest.
 type candidate struct {
 	id     uint64
 	dist   uint8
-	path   []string
-	causal bool // the new alert's CI is what the incident's CI depends on (or the same CI)
+	causal bool  // the alert's CI is what one of the incident's CIs depends on (or the same CI)
+	near   bool  // the nearest relation is causal (it names the path direction)
+	from   int32 // nearest path: from this CI up to ...
+	hop    int32 // ... hops[hop] of from's upstream list (-1: the same CI)
 }
 
 // Assign implements Grouper.
 func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) Assignment {
 	idx, ci, isBound := c.bound(a)
 	if c.opts.Rules != nil && open != nil {
-		scanned := 0
-		for i := len(c.order) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
-			ii := c.incs[c.order[i]]
-			if !c.usable(ii, now) {
-				continue
-			}
-			scanned++
-			inc := open.Incident(ii.id)
-			if inc == nil {
-				continue
-			}
-			if rule, ok := c.opts.Rules.Correlate(a, ci, inc); ok {
-				return Assignment{IncidentID: ii.id, Rule: rule,
-					Reason: fmt.Sprintf("correlate rule %s links it to %s", rule, inc.Key)}
-			}
+		if as, ok := c.assignByRule(a, ci, now, open); ok {
+			return as
 		}
 	}
 	if isBound {
@@ -240,79 +230,120 @@ func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) 
 	return Assignment{GroupKey: key, GroupLabels: pick(a.Labels, c.opts.GroupBy), Reason: "first alert of group {" + key + "}"}
 }
 
+// assignByRule tries correlate rules against the open incidents, newest
+// first, at most MaxRuleScan of them.
+func (c *Correlator) assignByRule(a *triage.Alert, ci *triage.CI, now time.Time, open OpenIncidents) (Assignment, bool) {
+	scanned := 0
+	for i := len(c.order) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
+		scanned++
+		ii := c.incs[c.order[i]]
+		if !c.usable(ii, now) {
+			continue
+		}
+		inc := open.Incident(ii.id)
+		if inc == nil {
+			continue
+		}
+		if rule, ok := c.opts.Rules.Correlate(a, ci, inc); ok {
+			return Assignment{IncidentID: ii.id, Rule: rule,
+				Reason: fmt.Sprintf("correlate rule %s links it to %s", rule, inc.Key)}, true
+		}
+	}
+	return Assignment{}, false
+}
+
+// assignTopology relates a bound alert to the open incidents near its CI.
+// It joins the nearest; when its CI is what other incidents depend on, it
+// links them into one cascade and they merge: every incident the alert's
+// CI is upstream of, with the nearest incident upstream of it, become one,
+// kept under the oldest id. Incidents it merely depends on (several
+// independent upstream failures) are not merged.
 func (c *Correlator) assignTopology(idx int32, now time.Time) (Assignment, bool) {
 	var cands []candidate
-	consider := func(id uint64, dist uint8, causal bool, path func() []string) {
+	at := make(map[uint64]int)
+	consider := func(id uint64, dist uint8, causal bool, from, hop int32) {
 		ii := c.incs[id]
 		if ii == nil || !c.usable(ii, now) {
 			return
 		}
-		for k := range cands {
-			if cands[k].id == id {
-				if causal {
-					cands[k].causal = true
-				}
-				return
-			}
+		k, ok := at[id]
+		if !ok {
+			at[id] = len(cands)
+			cands = append(cands, candidate{id: id, dist: dist, causal: causal, near: causal, from: from, hop: hop})
+			return
 		}
-		cands = append(cands, candidate{id: id, dist: dist, causal: causal, path: path()})
+		cd := &cands[k]
+		cd.causal = cd.causal || causal
+		// The nearest relation names the path; among equals the lowest CI
+		// index, so the choice does not depend on the order CIs joined.
+		if dist < cd.dist || dist == cd.dist && from < cd.from {
+			cd.dist, cd.near, cd.from, cd.hop = dist, causal, from, hop
+		}
 	}
-	self := c.topo.cis[idx].ID
 	for _, id := range c.byCI[idx] {
-		consider(id, 0, true, func() []string { return []string{self} })
+		consider(id, 0, true, idx, -1)
 	}
 	// The incident's CI depends on this alert's CI: this alert may be the cause.
-	for _, r := range c.byUp[idx] {
-		consider(r.inc, r.dist, true, func() []string {
+	for _, id := range slices.Sorted(maps.Keys(c.byUp[idx])) {
+		for _, r := range c.byUp[idx][id] {
 			hops := c.up(r.ci)
 			for k := range hops {
 				if hops[k].ci == idx {
-					return c.path(r.ci, hops, int32(k))
+					consider(id, r.dist, true, r.ci, int32(k))
+					break
 				}
 			}
-			return nil
-		})
+		}
 	}
 	// This alert's CI depends on the incident's CI: a symptom of it.
 	hops := c.up(idx)
 	for k := range hops {
 		for _, id := range c.byCI[hops[k].ci] {
-			consider(id, hops[k].dist, false, func() []string { return c.path(idx, hops, int32(k)) })
+			consider(id, hops[k].dist, false, idx, int32(k))
 		}
 	}
 	if len(cands) == 0 {
 		return Assignment{}, false
 	}
-	// Join the nearest incident (the oldest among equals); merge into it
-	// the other incidents this alert's CI is upstream of.
-	slices.SortFunc(cands, func(x, y candidate) int {
-		if x.dist != y.dist {
-			return int(x.dist) - int(y.dist)
+	nearest := func(keep func(candidate) bool) (candidate, bool) {
+		var best candidate
+		found := false
+		for _, cd := range cands {
+			if keep(cd) && (!found || cd.dist < best.dist || cd.dist == best.dist && cd.id < best.id) {
+				best, found = cd, true
+			}
 		}
-		return cmpU64(x.id, y.id)
-	})
-	best := cands[0]
-	as := Assignment{IncidentID: best.id, Path: best.path}
+		return best, found
+	}
+	best, _ := nearest(func(candidate) bool { return true })
+	group := []uint64{}
+	for _, cd := range cands {
+		if cd.causal {
+			group = append(group, cd.id)
+		}
+	}
+	if len(group) > 0 {
+		if up, ok := nearest(func(cd candidate) bool { return !cd.causal }); ok {
+			group = append(group, up.id)
+		}
+		slices.Sort(group)
+		best = cands[at[group[0]]]
+	}
+	as := Assignment{IncidentID: best.id}
+	if len(group) > 1 {
+		as.Merge = group[1:]
+	}
+	self := c.topo.cis[idx].ID
 	switch {
-	case best.dist == 0:
+	case best.hop < 0:
+		as.Path = []string{self}
 		as.Reason = fmt.Sprintf("same CI %s as an alert of the incident", self)
-	case best.causal:
-		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%s)", best.path[0], self, hopCount(int(best.dist)))
+	case best.near:
+		as.Path = c.path(best.from, c.up(best.from), best.hop)
+		as.Reason = fmt.Sprintf("the incident's CI %s depends on %s (%s)", as.Path[0], self, hopCount(int(best.dist)))
 	default:
-		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%s)", self, best.path[len(best.path)-1], hopCount(int(best.dist)))
-	}
-	for _, o := range cands[1:] {
-		if o.causal && (best.causal || o.id < best.id) {
-			as.Merge = append(as.Merge, o.id)
-		}
-	}
-	if len(as.Merge) > 0 {
-		// Merge into the oldest incident: keep its key and ticket.
-		all := append([]uint64{as.IncidentID}, as.Merge...)
-		slices.Sort(all)
-		if all[0] != as.IncidentID {
-			as.IncidentID, as.Merge = all[0], all[1:]
-		}
+		as.Path = c.path(best.from, c.up(best.from), best.hop)
+		as.Reason = fmt.Sprintf("%s depends on the incident's CI %s (%s)", self, as.Path[len(as.Path)-1], hopCount(int(best.dist)))
 	}
 	return as, true
 }
@@ -344,7 +375,7 @@ func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
 		ii.last = now
 	}
 	if idx, _, ok := c.bound(a); ok {
-		c.addCI(ii, idx, a.StartsAt)
+		c.addCI(ii, idx, a.FirstSeen)
 	}
 	if key := a.Joined.GroupKey; key != "" && !slices.Contains(ii.keys, key) {
 		ii.keys = append(ii.keys, key)
@@ -372,12 +403,7 @@ func (c *Correlator) addCI(ii *cInc, idx int32, start time.Time) {
 	}
 	// How many of the incident's CIs depend on the new one: its entries
 	// in byUp registered by this incident.
-	score := 0
-	for _, r := range c.byUp[idx] {
-		if r.inc == ii.id {
-			score++
-		}
-	}
+	score := len(c.byUp[idx][ii.id])
 	k := len(ii.cis)
 	ii.pos[idx] = k
 	ii.cis = append(ii.cis, idx)
@@ -393,19 +419,26 @@ func (c *Correlator) addCI(ii *cInc, idx int32, start time.Time) {
 	}
 	c.byCI[idx] = append(c.byCI[idx], ii.id)
 	for _, h := range hops {
-		c.byUp[h.ci] = append(c.byUp[h.ci], upRef{inc: ii.id, ci: idx, dist: h.dist})
+		m := c.byUp[h.ci]
+		if m == nil {
+			m = make(map[uint64][]upRef)
+			c.byUp[h.ci] = m
+		}
+		m[ii.id] = append(m[ii.id], upRef{ci: idx, dist: h.dist})
 	}
 }
 
 // promote makes cis[k] the root cause if it now beats the current one:
-// a higher score, an earlier start among equals, the first added among those.
+// a higher score, the earliest first alert among equals, then the CI's
+// place in the CMDB, so the choice does not depend on the order CIs joined
+// (a restore joins them in another order than live).
 func (ii *cInc) promote(k int) {
 	b := ii.best
 	if k == b {
 		return
 	}
 	if ii.score[k] > ii.score[b] || ii.score[k] == ii.score[b] &&
-		(ii.starts[k].Before(ii.starts[b]) || ii.starts[k].Equal(ii.starts[b]) && k < b) {
+		(ii.starts[k].Before(ii.starts[b]) || ii.starts[k].Equal(ii.starts[b]) && ii.cis[k] < ii.cis[b]) {
 		ii.best = k
 	}
 }
@@ -439,8 +472,8 @@ func (c *Correlator) Release(id uint64) {
 	if i, ok := slices.BinarySearch(c.order, id); ok {
 		c.order = slices.Delete(c.order, i, i+1)
 	}
-	// Each byUp list is filtered once, however many of the incident's CIs
-	// registered in it: releasing a big incident stays linear.
+	// Each byUp entry is deleted once, however many of the incident's CIs
+	// registered in it: releasing stays linear in the incident's size.
 	ups := make(map[int32]struct{})
 	for _, idx := range ii.cis {
 		c.byCI[idx] = deleteID(c.byCI[idx], id)
@@ -452,11 +485,9 @@ func (c *Correlator) Release(id uint64) {
 		}
 	}
 	for u := range ups {
-		refs := slices.DeleteFunc(c.byUp[u], func(r upRef) bool { return r.inc == id })
-		if len(refs) == 0 {
+		delete(c.byUp[u], id)
+		if len(c.byUp[u]) == 0 {
 			delete(c.byUp, u)
-		} else {
-			c.byUp[u] = refs
 		}
 	}
 	for _, key := range ii.keys {

@@ -132,9 +132,6 @@ type incidentState struct {
 	triage.Incident
 	alerts []*alertState
 	dirty  bool
-	// priority is the highest priority enrich rules set on its alerts;
-	// it overrides the one derived from severity.
-	priority string
 }
 
 // Engine is the deterministic correlation core. It is not safe for
@@ -197,10 +194,17 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	binding := e.opts.Topology.Bind(ev.Labels, e.opts.CILabels)
 	var adm Admission
 	if e.opts.Rules != nil {
-		adm = e.opts.Rules.Admit(ev, e.opts.Topology.ciOf(binding), now)
+		// Rules work on a copy: the caller's event (and the event log) keeps
+		// what the sender sent.
+		evc := *ev
+		adm = e.opts.Rules.Admit(&evc, e.opts.Topology.ciOf(binding), now)
 		if adm.Drop {
 			return Result{Dropped: true, Rule: adm.Rule, Reason: adm.Reason}
 		}
+		if evc.Severity != ev.Severity {
+			adm.Routing.Severity = evc.Severity // set by a rule: notifications do not change it
+		}
+		ev = &evc
 		if len(adm.Enriched) > 0 {
 			binding = e.opts.Topology.Bind(ev.Labels, e.opts.CILabels)
 		}
@@ -308,8 +312,10 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	}
 	if inc.Status != triage.IncidentResolved {
 		e.grouper.Touch(inc.ID, now)
-		if triage.SeverityRank(ev.Severity) > triage.SeverityRank(a.Severity) {
+		ruleSeverity := a.Routing != nil && a.Routing.Severity != ""
+		if !ruleSeverity && triage.SeverityRank(ev.Severity) > triage.SeverityRank(a.Severity) {
 			a.Severity = ev.Severity
+			notePriority(inc, a)
 			e.raiseSeverity(inc, a.Severity, now)
 		}
 	}
@@ -427,6 +433,10 @@ func (e *Engine) refired(inc *incidentState, a *alertState, now time.Time) {
 		e.open++
 		e.addTimeline(inc, now, triage.KindReopened, triage.ActorSystem,
 			"reopened: "+alertName(&a.Alert)+" fired again", a.Fingerprint)
+		// The grouper released it at resolution: it takes alerts again.
+		for _, x := range inc.alerts {
+			e.grouper.Join(inc.ID, &x.Alert, x.LastSeen)
+		}
 		return
 	}
 	e.addTimeline(inc, now, triage.KindAlertRefired, triage.ActorSystem, alertName(&a.Alert)+" fired again", a.Fingerprint)
@@ -440,7 +450,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 		Title:       title(&a.Alert),
 		Status:      triage.IncidentOpen,
 		Severity:    a.Severity,
-		Priority:    triage.PriorityForSeverity(a.Severity),
+		Priority:    alertPriority(a),
 		CI:          a.CI,
 		Service:     a.Labels["service"],
 		GroupKey:    as.GroupKey,
@@ -473,18 +483,32 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	return inc
 }
 
-// route applies what enrich rules set on a joining alert: an explicit
-// priority (the highest wins over the severity's), and service,
-// assignment group and Jira project where the incident has none yet.
+// alertPriority is an alert's priority: the one an enrich rule set, else
+// its severity's.
+func alertPriority(a *alertState) string {
+	if a.Routing != nil && a.Routing.Priority != "" {
+		return a.Routing.Priority
+	}
+	return triage.PriorityForSeverity(a.Severity)
+}
+
+// notePriority raises the incident's priority to the alert's when higher:
+// an incident's priority is the highest of its alerts'.
+func notePriority(inc *incidentState, a *alertState) {
+	if p := alertPriority(a); inc.Priority == "" || p < inc.Priority {
+		inc.Priority = p
+	}
+}
+
+// route applies what enrich rules set on a joining alert: its priority
+// (through notePriority), and service, assignment group and Jira project
+// where the incident has none yet.
 func (e *Engine) route(inc *incidentState, a *alertState) {
+	notePriority(inc, a)
 	if a.Routing == nil {
 		return
 	}
 	r := a.Routing
-	if r.Priority != "" && (inc.priority == "" || r.Priority < inc.priority) {
-		inc.priority = r.Priority
-		inc.Priority = r.Priority
-	}
 	if r.Service != "" && (inc.Service == "" || inc.Service == inc.Labels["service"] && len(inc.alerts) <= 1) {
 		inc.Service = r.Service
 	}
@@ -517,6 +541,20 @@ func commonLabels(inc *incidentState, labels map[string]string) {
 // showed they share its cause. The merged incidents resolve as merged and
 // leave the live set; their alerts stay stored under their own ids.
 func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now time.Time) {
+	var merged []string
+	moved := 0
+	defer func() {
+		if len(merged) == 0 {
+			return
+		}
+		// One entry however many merged: a hub failure can merge thousands.
+		list := strings.Join(merged[:min(len(merged), 10)], ", ")
+		if len(merged) > 10 {
+			list += fmt.Sprintf(" and %d more", len(merged)-10)
+		}
+		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
+			fmt.Sprintf("merged %s (%d alerts) into it: %s links them", list, moved, alertName(&by.Alert)), by.Fingerprint)
+	}()
 	for _, id := range ids {
 		src := e.incidents[id]
 		if src == nil || src == inc || src.Status == triage.IncidentResolved {
@@ -542,8 +580,8 @@ func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now tim
 		}
 		inc.UpdatedAt = now
 		e.raiseSeverity(inc, src.Severity, now)
-		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
-			fmt.Sprintf("merged %s (%d alerts) into it: %s links both", src.Key, src.AlertCount, alertName(&by.Alert)), by.Fingerprint)
+		merged = append(merged, src.Key)
+		moved += src.AlertCount
 		into := inc.ID
 		src.MergedInto = &into
 		src.Status = triage.IncidentResolved
@@ -627,9 +665,6 @@ func (e *Engine) raiseSeverity(inc *incidentState, sev string, now time.Time) {
 	}
 	old := inc.Severity
 	inc.Severity = sev
-	if inc.priority == "" {
-		inc.Priority = triage.PriorityForSeverity(sev)
-	}
 	e.addTimeline(inc, now, triage.KindSeverityChanged, triage.ActorSystem,
 		fmt.Sprintf("severity %s → %s, priority %s", orNone(old), sev, inc.Priority), "")
 }
@@ -801,10 +836,13 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 			e.queueExpiry(a, a.EndsAt)
 		}
 		if a.Flapping {
-			heap.Push(&e.timers, timer{at: a.LastSeen.Add(e.opts.Flapping.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
-		}
-		if a.Routing != nil && a.Routing.Priority != "" && (is.priority == "" || a.Routing.Priority < is.priority) {
-			is.priority = a.Routing.Priority
+			// Its last state change: when it last fired, or resolved.
+			last := a.StartsAt
+			if a.Status == triage.AlertResolved && a.EndsAt.After(last) {
+				last = a.EndsAt
+			}
+			a.flips = &[]time.Time{last}
+			heap.Push(&e.timers, timer{at: last.Add(e.opts.Flapping.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
 		}
 		if is.Status != triage.IncidentResolved {
 			e.grouper.Join(is.ID, &a.Alert, a.LastSeen)
