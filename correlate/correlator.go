@@ -31,7 +31,9 @@ type CorrelatorOptions struct {
 	// Rules supply correlate and group rules; nil for none.
 	Rules Rules
 	// MaxRuleScan bounds how many open incidents, newest first, correlate
-	// rules are tried against for one new alert (default 1000).
+	// rules are tried against for one new alert (default 1000): all open
+	// ones when a rule has no equality key, else only those sharing the
+	// alert's values of the key labels.
 	MaxRuleScan int
 }
 
@@ -58,6 +60,13 @@ type Correlator struct {
 	byCI    map[int32][]uint64           // CI → incidents with an alert on it
 	byUp    map[int32]map[uint64][]upRef // CI u → incident → its CIs that depend on u
 	groups  map[string][]labelGrp        // group key → incidents, ascending
+
+	// Correlate rules: none, or each with an equality key (indexed), or
+	// scanned against the newest open incidents.
+	noCorrelate bool
+	ruleKeys    [][]int                        // indexed: per rule, its key labels (indexes in keyLabels)
+	keyLabels   []string                       // indexed: the distinct key labels
+	byKey       map[string]map[string][]uint64 // label → common value → incidents, ascending
 }
 
 // hop is one CI upstream of another: what it depends on within MaxHops.
@@ -88,6 +97,9 @@ type cInc struct {
 	score  []int         // how many other CIs of the incident depend on cis[i]
 	best   int           // index of the root cause in cis: kept as scores rise, never rescanned
 	keys   []string
+	// keyVals are the incident's common values of the key labels ("" when
+	// not common); nil until its first alert joined.
+	keyVals []string
 }
 
 // NewCorrelator returns a Correlator over topo (nil: no CMDB).
@@ -112,6 +124,28 @@ func NewCorrelator(topo *Topology, opts CorrelatorOptions) *Correlator {
 			c.relMask |= 1 << i
 		}
 	}
+	if opts.Rules == nil {
+		c.noCorrelate = true
+		return c
+	}
+	keys := opts.Rules.CorrelateKeys()
+	c.noCorrelate = len(keys) == 0
+	if len(keys) == 0 || slices.ContainsFunc(keys, func(k []string) bool { return len(k) == 0 }) {
+		return c // none, or one that must be scanned
+	}
+	for _, rk := range keys {
+		var idx []int
+		for _, k := range rk {
+			i := slices.Index(c.keyLabels, k)
+			if i < 0 {
+				i = len(c.keyLabels)
+				c.keyLabels = append(c.keyLabels, k)
+			}
+			idx = append(idx, i)
+		}
+		c.ruleKeys = append(c.ruleKeys, idx)
+	}
+	c.byKey = make(map[string]map[string][]uint64)
 	return c
 }
 
@@ -194,7 +228,7 @@ type candidate struct {
 // Assign implements Grouper.
 func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) Assignment {
 	idx, ci, isBound := c.bound(a)
-	if c.opts.Rules != nil && open != nil {
+	if !c.noCorrelate && open != nil {
 		if as, ok := c.assignByRule(a, ci, now, open); ok {
 			return as
 		}
@@ -233,11 +267,31 @@ func (c *Correlator) Assign(a *triage.Alert, now time.Time, open OpenIncidents) 
 // assignByRule tries correlate rules against the open incidents, newest
 // first, at most MaxRuleScan of them.
 func (c *Correlator) assignByRule(a *triage.Alert, ci *triage.CI, now time.Time, open OpenIncidents) (Assignment, bool) {
+	ids := c.order
+	if c.byKey != nil {
+		// A rule can only match incidents sharing the alert's value of each
+		// of its keys: take its shortest list; all rules' lists together.
+		ids = nil
+		for _, rk := range c.ruleKeys {
+			var best []uint64
+			for n, k := range rk {
+				l := c.keyLabels[k]
+				if list := c.byKey[l][a.Labels[l]]; n == 0 || len(list) < len(best) {
+					best = list
+				}
+			}
+			ids = append(ids, best...)
+		}
+		if len(c.ruleKeys) > 1 {
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+		}
+	}
 	scanned := 0
-	for i := len(c.order) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
+	for i := len(ids) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
 		scanned++
-		ii := c.incs[c.order[i]]
-		if !c.usable(ii, now) {
+		ii := c.incs[ids[i]]
+		if ii == nil || !c.usable(ii, now) {
 			continue
 		}
 		inc := open.Incident(ii.id)
@@ -250,6 +304,54 @@ func (c *Correlator) assignByRule(a *triage.Alert, ci *triage.CI, now time.Time,
 		}
 	}
 	return Assignment{}, false
+}
+
+// indexKeys keeps the incident's common values of the key labels, and the
+// index of them, as alerts join.
+func (c *Correlator) indexKeys(ii *cInc, labels map[string]string) {
+	if c.byKey == nil {
+		return
+	}
+	if ii.keyVals == nil {
+		ii.keyVals = make([]string, len(c.keyLabels))
+		for i, l := range c.keyLabels {
+			ii.keyVals[i] = labels[l]
+			c.keyAdd(l, ii.keyVals[i], ii.id)
+		}
+		return
+	}
+	for i, l := range c.keyLabels {
+		if v := ii.keyVals[i]; v != "" && labels[l] != v {
+			c.keyDel(l, v, ii.id)
+			ii.keyVals[i] = ""
+			c.keyAdd(l, "", ii.id)
+		}
+	}
+}
+
+func (c *Correlator) keyAdd(label, value string, id uint64) {
+	m := c.byKey[label]
+	if m == nil {
+		m = make(map[string][]uint64)
+		c.byKey[label] = m
+	}
+	ids := m[value]
+	if i, found := slices.BinarySearch(ids, id); !found {
+		m[value] = slices.Insert(ids, i, id)
+	}
+}
+
+func (c *Correlator) keyDel(label, value string, id uint64) {
+	m := c.byKey[label]
+	ids := m[value]
+	if i, found := slices.BinarySearch(ids, id); found {
+		ids = slices.Delete(ids, i, i+1)
+	}
+	if len(ids) == 0 {
+		delete(m, value)
+	} else {
+		m[value] = ids
+	}
 }
 
 // assignTopology relates a bound alert to the open incidents near its CI.
@@ -371,6 +473,7 @@ func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
 	if a.FirstSeen.Before(ii.opened) {
 		ii.opened = a.FirstSeen
 	}
+	c.indexKeys(ii, a.Labels)
 	if now.After(ii.last) {
 		ii.last = now
 	}
@@ -469,6 +572,11 @@ func (c *Correlator) Release(id uint64) {
 		return
 	}
 	delete(c.incs, id)
+	for i, l := range c.keyLabels {
+		if ii.keyVals != nil {
+			c.keyDel(l, ii.keyVals[i], id)
+		}
+	}
 	if i, ok := slices.BinarySearch(c.order, id); ok {
 		c.order = slices.Delete(c.order, i, i+1)
 	}

@@ -337,6 +337,13 @@ func (f fakeRules) Correlate(a *triage.Alert, ci *triage.CI, inc *triage.Inciden
 
 func (f fakeRules) Group(a *triage.Alert, ci *triage.CI) (GroupRule, bool) { return GroupRule{}, false }
 
+func (f fakeRules) CorrelateKeys() [][]string {
+	if f.linkBy == "" {
+		return nil
+	}
+	return [][]string{nil} // scanned, not indexed
+}
+
 func TestRulesDropEnrichAndCorrelate(t *testing.T) {
 	h := newTopoHarness(t, CorrelatorOptions{MaxHops: 3, Rules: fakeRules{linkBy: "cluster"}},
 		Options{Rules: fakeRules{drop: "Watchdog", priority: "P2", linkBy: "cluster"}})

@@ -21,6 +21,13 @@ type Rules interface {
 	// Correlate reports the first correlate rule whose condition links a
 	// new alert to an open incident.
 	Correlate(a *triage.Alert, ci *triage.CI, inc *triage.Incident) (rule string, ok bool)
+	// CorrelateKeys lists, for each correlate rule, the labels X its
+	// condition requires equal on both sides (alert.labels.X ==
+	// incident.labels.X as a top-level && term); none when it has no such
+	// term. Empty when there are no correlate rules. With keys for every
+	// rule, the correlator tries them only against incidents whose common
+	// labels have the alert's values, instead of scanning open incidents.
+	CorrelateKeys() [][]string
 	// Group returns the first group rule that applies to a new alert.
 	Group(a *triage.Alert, ci *triage.CI) (GroupRule, bool)
 }

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -107,6 +108,7 @@ func (priorityRules) Correlate(*triage.Alert, *triage.CI, *triage.Incident) (str
 	return "", false
 }
 func (priorityRules) Group(*triage.Alert, *triage.CI) (GroupRule, bool) { return GroupRule{}, false }
+func (priorityRules) CorrelateKeys() [][]string                         { return nil }
 
 func priorityHarness(t *testing.T) *harness {
 	return &harness{t: t, e: NewEngine(Options{ResolveAfter: 5 * time.Minute, ReopenWindow: time.Hour, Rules: priorityRules{}},
@@ -228,5 +230,81 @@ func TestFlappingSettlesAfterRestore(t *testing.T) {
 	}
 	if live, after := run(false), run(true); live || after {
 		t.Fatalf("flapping %v live, %v after a restart; want settled both times 28m after its last change", live, after)
+	}
+}
+
+// keyedRules has one correlate rule, alert.labels.cluster ==
+// incident.labels.cluster && alert.labels.team == incident.labels.team;
+// scan reports it without a key, so the correlator scans instead of using
+// its index.
+type keyedRules struct{ scan bool }
+
+func (keyedRules) Admit(*triage.Event, *triage.CI, time.Time) Admission { return Admission{} }
+func (keyedRules) Correlate(a *triage.Alert, _ *triage.CI, inc *triage.Incident) (string, bool) {
+	ok := a.Labels["cluster"] == inc.Labels["cluster"] && a.Labels["team"] == inc.Labels["team"]
+	return "same-cluster-team", ok
+}
+func (keyedRules) Group(*triage.Alert, *triage.CI) (GroupRule, bool) { return GroupRule{}, false }
+func (k keyedRules) CorrelateKeys() [][]string {
+	if k.scan {
+		return [][]string{nil}
+	}
+	return [][]string{{"cluster", "team"}}
+}
+
+// The key index is an optimisation: on any stream it must give exactly the
+// incidents a scan gives, including incidents whose common cluster label
+// went away as alerts of other clusters joined them by topology.
+func TestCorrelateKeyIndexEqualsScan(t *testing.T) {
+	topo := testTopology(t)
+	cis := []string{"", "db-orders", "svc-orders", "host-1", "sw-a", "cache-orders", "svc-web", "db-users", "svc-users"}
+	clusters := []string{"", "eu", "us"}
+	teams := []string{"", "dba", "web"}
+	run := func(scan bool) []triage.Incident {
+		rules := keyedRules{scan: scan}
+		h := topoHarnessOn(t, topo, CorrelatorOptions{MaxHops: 2, Rules: rules}, Options{ResolveAfter: 2 * time.Minute, Rules: rules})
+		rnd := uint64(42)
+		next := func(n int) int { rnd = rnd*6364136223846793005 + 1442695040888963407; return int(rnd>>33) % n }
+		for i := 0; i < 600; i++ {
+			h.at(time.Duration(i) * 7 * time.Second)
+			labels := []string{"alertname", fmt.Sprintf("A%d", next(12))}
+			if ci := cis[next(len(cis))]; ci != "" {
+				labels = append(labels, "ci", ci)
+			}
+			if c := clusters[next(len(clusters))]; c != "" {
+				labels = append(labels, "cluster", c)
+			}
+			if tm := teams[next(len(teams))]; tm != "" {
+				labels = append(labels, "team", tm)
+			}
+			if next(4) == 0 {
+				h.resolve(labels...)
+			} else {
+				h.fire(labels...)
+			}
+		}
+		return h.m.Incidents()
+	}
+	indexed, scanned := run(false), run(true)
+	if len(indexed) != len(scanned) {
+		t.Fatalf("%d incidents with the index, %d scanning", len(indexed), len(scanned))
+	}
+	byRule := 0
+	for i := range indexed {
+		a, b := indexed[i], scanned[i]
+		if a.AlertCount != b.AlertCount || a.Status != b.Status || a.RootCause != b.RootCause || !slices.Equal(a.Merged, b.Merged) {
+			t.Fatalf("incident %d differs:\nindexed %+v\nscanned %+v", i+1, a, b)
+		}
+		for j := range a.Alerts {
+			if a.Alerts[j].Fingerprint != b.Alerts[j].Fingerprint || a.Alerts[j].Joined.Rule != b.Alerts[j].Joined.Rule {
+				t.Fatalf("incident %d alert %d differs", i+1, j)
+			}
+			if a.Alerts[j].Joined.Rule != "" {
+				byRule++
+			}
+		}
+	}
+	if byRule < 20 {
+		t.Fatalf("only %d alerts joined by the rule: the stream does not exercise it", byRule)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	exprparser "github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
@@ -520,6 +521,9 @@ func (p *parser) rule(i int, n *yaml.Node) *rule {
 			rp.errorf("if", "%s", msg)
 		}
 		r.prog = prog
+		if kind == KindCorrelate && err == nil {
+			r.keys = equalityKeys(src)
+		}
 	}
 
 	switch r.Kind {
@@ -808,4 +812,64 @@ func (s *Set) CheckCIs(known func(id string) bool) error {
 		return capProblems(errs)
 	}
 	return nil
+}
+
+// equalityKeys finds the labels X that a correlate condition requires to
+// be equal on both sides, `alert.labels.X == incident.labels.X`, as
+// top-level && terms. The correlator then only tries the rule against
+// incidents whose common label X has the alert's value. Empty when there
+// is no such term.
+func equalityKeys(src string) []string {
+	tree, err := exprparser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	var keys []string
+	var find func(n ast.Node)
+	find = func(n ast.Node) {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok {
+			return
+		}
+		switch b.Operator {
+		case "&&", "and":
+			find(b.Left)
+			find(b.Right)
+		case "==":
+			l, lok := labelOf(b.Left)
+			r, rok := labelOf(b.Right)
+			if lok && rok && l.label == r.label && l.root != r.root && !slices.Contains(keys, l.label) {
+				keys = append(keys, l.label)
+			}
+		}
+	}
+	find(tree.Node)
+	return keys
+}
+
+type labelRef struct{ root, label string }
+
+// labelOf matches alert.labels.X, alert.labels["X"] and the same on incident.
+func labelOf(n ast.Node) (labelRef, bool) {
+	m, ok := n.(*ast.MemberNode)
+	if !ok || m.Optional {
+		return labelRef{}, false
+	}
+	prop, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return labelRef{}, false
+	}
+	inner, ok := m.Node.(*ast.MemberNode)
+	if !ok {
+		return labelRef{}, false
+	}
+	field, ok := inner.Property.(*ast.StringNode)
+	if !ok || field.Value != "labels" {
+		return labelRef{}, false
+	}
+	id, ok := inner.Node.(*ast.IdentifierNode)
+	if !ok || id.Value != "alert" && id.Value != "incident" {
+		return labelRef{}, false
+	}
+	return labelRef{root: id.Value, label: prop.Value}, true
 }

@@ -58,6 +58,8 @@ type rule struct {
 	severity string
 	routing  triage.Routing
 
+	keys []string // correlate: labels both sides must share (see equalityKeys)
+
 	by     []string // group
 	window time.Duration
 
@@ -375,6 +377,20 @@ func (s *Set) Correlate(a *triage.Alert, ci *triage.CI, inc *triage.Incident) (s
 		}
 	}
 	return "", false
+}
+
+// CorrelateKeys lists, for each correlate rule in order, the labels its
+// condition requires to be equal on the alert and the incident (see
+// correlate.Rules). Shared: do not modify.
+func (s *Set) CorrelateKeys() [][]string {
+	if s == nil {
+		return nil
+	}
+	keys := make([][]string, len(s.correlate))
+	for i, r := range s.correlate {
+		keys[i] = r.keys
+	}
+	return keys
 }
 
 // Group returns the first group rule whose condition holds for the new

@@ -895,3 +895,34 @@ rules:
 		t.Errorf("Errors() = %d", s.Errors())
 	}
 }
+
+func TestCorrelateKeys(t *testing.T) {
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{`alert.labels.cluster == incident.labels.cluster`, []string{"cluster"}},
+		{`incident.labels["service.name"] == alert.labels["service.name"] && alert.severity == "critical"`, []string{"service.name"}},
+		{`alert.labels.cluster != "" and alert.labels.cluster == incident.labels.cluster && alert.labels.alertname == incident.labels.alertname`, []string{"cluster", "alertname"}},
+		{`alert.labels.a == incident.labels.b`, nil},
+		{`alert.labels.a == alert.labels.a`, nil},
+		{`alert.labels.x == incident.labels.x || alert.labels.y == "1"`, nil},
+		{`!(alert.labels.x == incident.labels.x)`, nil},
+		{`incident.alert_count > 3`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.expr, func(t *testing.T) {
+			s, err := Parse("k.yaml", []byte("rules:\n  - name: r\n    kind: correlate\n    if: '"+strings.ReplaceAll(tc.expr, "'", "''")+"'\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CorrelateKeys(); len(got) != 1 || !slices.Equal(got[0], tc.want) {
+				t.Fatalf("CorrelateKeys() = %q, want [%q]", got, tc.want)
+			}
+		})
+	}
+	var nilSet *Set
+	if nilSet.CorrelateKeys() != nil {
+		t.Fatal("a nil set has keys")
+	}
+}
