@@ -461,3 +461,29 @@ func FuzzParseTopology(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTopologyRefusesEmptyAndTakesJSONErrors(t *testing.T) {
+	tests := []struct{ name, doc, want string }{
+		{"empty", "", "c:1: cis: required (write cis: [] for an empty CMDB)"},
+		{"comments only", "# nothing\n", "c:1: cis: required"},
+		{"relations only", "relations: []\n", "c:1: cis: required"},
+		{"empty JSON object", "{}", `c:1: cis: required (write "cis": [] for an empty CMDB)`},
+		{"JSON syntax error line", "{\"cis\": [\n {\"id\": \"a\"},\n {\"id\": }\n]}", "c:3: invalid character '}'"},
+		{"JSON unknown field", `{"cis": [{"id": "a", "colour": "red"}]}`, `c: json: unknown field "colour"`},
+		{"JSON trailing data", `{"cis": []} {"cis": []}`, "c: unexpected data after the JSON object"},
+		{"JSON duplicate id", `{"cis": [{"id": "a"}, {"id": "a"}]}`, `c: cis.1.id: duplicate id "a"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTopology("c", []byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	for _, doc := range []string{"cis: []\n", `{"cis": []}`} {
+		if topo, err := ParseTopology("c", []byte(doc)); err != nil || topo.Len() != 0 {
+			t.Fatalf("%q: %v; an explicit empty CMDB is allowed", doc, err)
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package correlate
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/internal/yamlfile"
+	"go.yaml.in/yaml/v3"
 )
 
 // CMDB is the file format of the CMDB (YAML or JSON) and of PUT /api/v1/cmdb.
@@ -21,8 +25,13 @@ type CMDB struct {
 	Relations []triage.Relation `json:"relations" yaml:"relations"`
 }
 
-// MaxCMDBBytes bounds a CMDB file or upload.
-const MaxCMDBBytes = 256 << 20
+// MaxCMDBBytes bounds a CMDB file or upload. JSON decodes in a few times
+// its size; YAML needs about fifty times its size in memory, so YAML is
+// bounded lower (MaxCMDBYAMLBytes): larger CMDBs go in JSON.
+const (
+	MaxCMDBBytes     = 64 << 20
+	MaxCMDBYAMLBytes = 16 << 20
+)
 
 // Topology is a validated, indexed CMDB: CIs by id, name and alias, and the
 // relations between them in both directions. It is immutable once built, so
@@ -57,9 +66,24 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 		return nil, yamlfile.Errors{{File: file, Msg: fmt.Sprintf("CMDB of %d bytes: at most %d allowed", len(data), MaxCMDBBytes)}}
 	}
 	var doc CMDB
-	root, err := yamlfile.Decode(file, data, &doc)
-	if err != nil {
-		return nil, err
+	var root *yaml.Node
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		if err := decodeJSONCMDB(file, data, &doc); err != nil {
+			return nil, err
+		}
+	case len(data) > MaxCMDBYAMLBytes:
+		return nil, yamlfile.Errors{{File: file, Msg: fmt.Sprintf("YAML CMDB of %d bytes: at most %d allowed; use JSON (up to %d bytes) for larger ones",
+			len(data), MaxCMDBYAMLBytes, MaxCMDBBytes)}}
+	default:
+		var err error
+		if root, err = yamlfile.Decode(file, data, &doc); err != nil {
+			return nil, err
+		}
+		if yamlfile.LineOf(root, "cis") == 0 {
+			return nil, yamlfile.Errors{{File: file, Line: 1, Msg: "cis: required (write cis: [] for an empty CMDB)"}}
+		}
 	}
 	var errs yamlfile.Errors
 	add := func(path, format string, args ...any) {
@@ -79,6 +103,39 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 	sum := sha256.Sum256(data)
 	t.hash = hex.EncodeToString(sum[:8])
 	return t, nil
+}
+
+// decodeJSONCMDB decodes a JSON CMDB strictly; a missing cis key is an
+// error, so an empty or truncated upload cannot wipe the topology.
+func decodeJSONCMDB(file string, data []byte, doc *CMDB) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(doc); err != nil {
+		return yamlfile.Errors{{File: file, Line: jsonLine(data, err), Msg: err.Error()}}
+	}
+	if dec.More() {
+		return yamlfile.Errors{{File: file, Line: jsonLine(data, nil), Msg: "unexpected data after the JSON object"}}
+	}
+	if doc.CIs == nil { // "cis": [] decodes to an empty, non-nil slice
+		return yamlfile.Errors{{File: file, Line: 1, Msg: `cis: required (write "cis": [] for an empty CMDB)`}}
+	}
+	return nil
+}
+
+// jsonLine is the line of a JSON decoding error's offset, or 0.
+func jsonLine(data []byte, err error) int {
+	var off int64
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	default:
+		return 0
+	}
+	return bytes.Count(data[:min(int(off), len(data))], []byte("\n")) + 1
 }
 
 // LoadTopology reads a CMDB file.

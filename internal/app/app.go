@@ -189,7 +189,7 @@ func Run(ctx context.Context, opts Options) error {
 	rctx, stopReload := context.WithCancel(ctx)
 	var reloads sync.WaitGroup
 	reloads.Add(2)
-	go func() { defer reloads.Done(); rl.Run(rctx, watchInterval(cfg)) }()
+	go func() { defer reloads.Done(); rl.Run(rctx) }()
 	go func() {
 		defer reloads.Done()
 		for {
@@ -240,18 +240,6 @@ func Run(ctx context.Context, opts Options) error {
 		runErr = err
 	}
 	return runErr
-}
-
-// watchInterval is how often the CMDB and rule files are checked for
-// changes: the shorter of the two intervals that are on, 0 when both are off.
-func watchInterval(cfg *config.Config) time.Duration {
-	var d time.Duration
-	for _, i := range []time.Duration{cfg.CMDB.ReloadInterval.D(), cfg.Rules.ReloadInterval.D()} {
-		if i > 0 && (d == 0 || i < d) {
-			d = i
-		}
-	}
-	return d
 }
 
 func isLoopback(addr string) bool {

@@ -203,6 +203,9 @@ func TestCMDBImportOverAPIPersists(t *testing.T) {
 	if code := d.do("PUT", "/api/v1/cmdb", bad, &e); code != http.StatusBadRequest || !strings.Contains(e.Error, "body:3: cis.1.id: duplicate id") {
 		t.Fatalf("bad PUT: %d %q; want 400 with body:line", code, e.Error)
 	}
+	if code := d.do("PUT", "/api/v1/cmdb", "", &e); code != http.StatusBadRequest || !strings.Contains(e.Error, "body:1: cis: required") {
+		t.Fatalf("empty PUT: %d %q; want 400: an empty body must not wipe the CMDB", code, e.Error)
+	}
 	var res server.ImportResult
 	if code := d.do("PUT", "/api/v1/cmdb", smallCMDB, &res); code != http.StatusOK || res.CIs != 3 || res.Relations != 2 {
 		t.Fatalf("PUT: %d %+v", code, res)

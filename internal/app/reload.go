@@ -30,8 +30,9 @@ type reloader struct {
 	log *slog.Logger
 	cur atomic.Pointer[Setup]
 
-	mu     sync.Mutex // one reload or import at a time
-	stamps string     // what the watched files looked like at the last reload
+	mu        sync.Mutex        // one reload or import at a time
+	importing chan struct{}     // one import parsing at a time: parsing is the expensive part
+	stamps    map[string]string // what the watched files looked like at the last reload, by kind
 
 	success    *prometheus.GaugeVec
 	lastOK     *prometheus.GaugeVec
@@ -41,7 +42,7 @@ type reloader struct {
 func newReloader(cfg *config.Config, svc *correlate.Service, s *Setup, log *slog.Logger, reg prometheus.Registerer) *reloader {
 	f := promauto.With(reg)
 	r := &reloader{
-		cfg: cfg, svc: svc, log: log,
+		cfg: cfg, svc: svc, log: log, importing: make(chan struct{}, 1),
 		success: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_reload_success",
 			Help: "1 when the last reload of the CMDB and rules succeeded, 0 when it failed (the previous ones stay in use)."}, []string{"trigger"}),
 		lastOK: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_reload_last_success_timestamp_seconds",
@@ -54,7 +55,7 @@ func newReloader(cfg *config.Config, svc *correlate.Service, s *Setup, log *slog
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "triage_rules_evaluation_errors",
 		Help: "Run-time failures of the rules in use (counted as no match), since they were loaded."},
 		func() float64 { return float64(r.cur.Load().Rules.Errors()) })
-	r.stamps = r.stampFiles()
+	r.stamps = map[string]string{"cmdb": r.stamp("cmdb"), "rules": r.stamp("rules")}
 	r.swapped(s, "start")
 	return r
 }
@@ -81,7 +82,7 @@ func (r *reloader) Topology() *correlate.Topology { return r.cur.Load().Topology
 func (r *reloader) Reload(ctx context.Context, trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stamps = r.stampFiles()
+	r.stamps = map[string]string{"cmdb": r.stamp("cmdb"), "rules": r.stamp("rules")}
 	s, err := LoadSetup(r.cfg, true)
 	if err != nil {
 		r.success.WithLabelValues(trigger).Set(0)
@@ -105,10 +106,21 @@ func (r *reloader) apply(ctx context.Context, s *Setup, trigger string) error {
 	return nil
 }
 
-// Import implements server.CMDB: PUT /api/v1/cmdb.
+// Import implements server.CMDB: PUT /api/v1/cmdb. One import parses at a
+// time (a second gets ErrImportBusy). The new topology is written next to
+// its final place, swapped into the engine (not cancellable: the swap is
+// quick, and a half-done import would leave the API and the engine
+// disagreeing), and only then renamed into place, so what the data
+// directory holds is what the engine uses.
 func (r *reloader) Import(ctx context.Context, data []byte) (*correlate.Topology, error) {
 	if r.cfg.CMDB.File != "" {
 		return nil, server.ErrCMDBManaged
+	}
+	select {
+	case r.importing <- struct{}{}:
+		defer func() { <-r.importing }()
+	default:
+		return nil, server.ErrImportBusy
 	}
 	topo, err := correlate.ParseTopology("body", data)
 	if err != nil {
@@ -117,34 +129,56 @@ func (r *reloader) Import(ctx context.Context, data []byte) (*correlate.Topology
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	path := ImportedCMDB(r.cfg.DataDir)
-	if err := writeFileAtomic(path, data); err != nil {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
 		return nil, fmt.Errorf("keeping the imported CMDB: %w", err)
 	}
+	defer os.Remove(tmp) // gone after the rename; removed on failure
 	next := *r.cur.Load()
 	next.Topology, next.TopologySource = topo, path
-	if err := r.apply(ctx, &next, "api"); err != nil {
-		return nil, err
+	if err := r.svc.Reconfigure(context.WithoutCancel(ctx), topo, next.rules(), next.NewGrouper(r.cfg)); err != nil {
+		r.success.WithLabelValues("api").Set(0)
+		return nil, fmt.Errorf("swapping in the new CMDB: %w", err)
 	}
+	if err := renameSynced(tmp, path); err != nil {
+		r.log.Error("the imported CMDB is in use but not kept: a restart goes back to the previous one", "err", err)
+	}
+	r.swapped(&next, "api")
+	r.log.Info("CMDB imported", "cis", topo.Len(), "relations", topo.Relations())
 	return topo, nil
 }
 
-// Run checks the watched files every interval and reloads when one
-// changed, until ctx ends. With a zero interval it only waits.
-func (r *reloader) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		<-ctx.Done()
-		return
+// Run checks the CMDB file every cmdb.reload_interval and the rule files
+// every rules.reload_interval, and reloads when one changed, until ctx
+// ends. A zero interval leaves that kind to SIGHUP.
+func (r *reloader) Run(ctx context.Context) {
+	tick := func(d time.Duration) <-chan time.Time {
+		if d <= 0 {
+			return nil
+		}
+		t := time.NewTicker(d)
+		context.AfterFunc(ctx, t.Stop)
+		return t.C
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	cmdb, rules := tick(r.cfg.CMDB.ReloadInterval.D()), tick(r.cfg.Rules.ReloadInterval.D())
+	if r.cfg.CMDB.File == "" {
+		cmdb = nil
+	}
+	if len(r.cfg.Rules.Files) == 0 {
+		rules = nil
+	}
 	for {
+		kind := ""
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-cmdb:
+			kind = "cmdb"
+		case <-rules:
+			kind = "rules"
 		}
 		r.mu.Lock()
-		changed := r.stampFiles() != r.stamps
+		changed := r.stamp(kind) != r.stamps[kind]
 		r.mu.Unlock()
 		if changed {
 			_ = r.Reload(ctx, "file change") // logged
@@ -152,19 +186,21 @@ func (r *reloader) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// stampFiles summarises the size and modification time of the CMDB file
-// and every file the rule globs match now.
-func (r *reloader) stampFiles() string {
+// stamp summarises the size and modification time of the CMDB file
+// ("cmdb") or of every file the rule globs match now ("rules").
+func (r *reloader) stamp(kind string) string {
 	var files []string
-	if r.cfg.CMDB.File != "" {
+	if kind == "cmdb" && r.cfg.CMDB.File != "" {
 		files = append(files, r.cfg.CMDB.File)
 	}
-	for _, p := range r.cfg.Rules.Files {
-		m, _ := filepath.Glob(p)
-		if len(m) == 0 {
-			m = []string{p}
+	if kind == "rules" {
+		for _, p := range r.cfg.Rules.Files {
+			m, _ := filepath.Glob(p)
+			if len(m) == 0 {
+				m = []string{p}
+			}
+			files = append(files, m...)
 		}
-		files = append(files, m...)
 	}
 	slices.Sort(files)
 	h := sha256.New()
@@ -179,24 +215,32 @@ func (r *reloader) stampFiles() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// writeTemp writes data, synced, to a new file beside path.
+func writeTemp(path string, data []byte) (string, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".cmdb-*")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	return tmp.Name(), nil
+}
+
+// renameSynced moves tmp to path and syncs the directory.
+func renameSynced(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	d, err := os.Open(filepath.Dir(path))

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/triage-dev/triage/correlate"
 	"github.com/triage-dev/triage/internal/config"
@@ -18,8 +19,9 @@ type Setup struct {
 	Rules          *rules.Set // nil without rule files
 }
 
-// ImportedCMDB is where PUT /api/v1/cmdb keeps the imported CMDB.
-func ImportedCMDB(dataDir string) string { return dataDir + "/cmdb.json" }
+// ImportedCMDB is where PUT /api/v1/cmdb keeps the imported CMDB, as it
+// was sent (YAML or JSON).
+func ImportedCMDB(dataDir string) string { return filepath.Join(dataDir, "imported-cmdb.yaml") }
 
 // LoadSetup reads the CMDB and the rule files a config references. Without
 // cmdb.file, the CMDB last imported over the API (in the data directory)

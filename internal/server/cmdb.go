@@ -28,6 +28,9 @@ type CMDB interface {
 // named in the config: the file is the one source of truth.
 var ErrCMDBManaged = errors.New("the CMDB is managed by cmdb.file in the config; edit that file (it reloads on change or SIGHUP)")
 
+// ErrImportBusy is returned by Import while another import is running.
+var ErrImportBusy = errors.New("another CMDB import is running; retry when it is done")
+
 // CIList is the body of GET /api/v1/cmdb/cis.
 type CIList struct {
 	CIs   []triage.CI `json:"cis"`
@@ -156,6 +159,9 @@ func (s *Server) importCMDB(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, verr.Error())
 	case errors.Is(err, ErrCMDBManaged):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrImportBusy):
+		w.Header().Set("Retry-After", "5")
+		httpx.WriteError(w, http.StatusTooManyRequests, err.Error())
 	default:
 		s.writeErr(w, err)
 	}
