@@ -278,6 +278,7 @@ const (
 	KindRootCause       = "root_cause"
 	KindMerged          = "merged"
 	KindFlapping        = "flapping"
+	KindHeld            = "held"
 	KindReleased        = "released"
 )
 

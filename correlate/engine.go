@@ -476,7 +476,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	e.open++
 	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+alertName(&a.Alert)+": "+a.Joined.Reason, a.Fingerprint)
 	if inc.Held {
-		e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem,
+		e.addTimeline(inc, now, triage.KindHeld, triage.ActorSystem,
 			fmt.Sprintf("held: 1 of the %d alerts needed before it is notified (correlation.min_alerts)", e.opts.MinAlerts), "")
 	}
 	e.markIncident(inc)

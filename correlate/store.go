@@ -483,14 +483,14 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 	return nil
 }
 
-// encodeState writes the fields of an alert that change with every
-// notification compactly: repeats rewrite ~40 bytes, not the whole alert.
-// Layout: version, status (0 firing, 1 resolved, 2 expired), count,
-// starts_at, ends_at, last_seen (varints, times in Unix ns, 0 for none),
-// severity.
 // stateFlapping is the flag of a flapping alert in the status byte.
 const stateFlapping = 0x10
 
+// encodeState writes the fields of an alert that change with every
+// notification compactly: repeats rewrite ~40 bytes, not the whole alert.
+// Layout: version, status (0 firing, 1 resolved, 2 expired; | stateFlapping), count,
+// starts_at, ends_at, last_seen (varints, times in Unix ns, 0 for none),
+// severity.
 func encodeState(a *triage.Alert) []byte {
 	b := make([]byte, 0, 48)
 	b = append(b, 1)

@@ -5,7 +5,7 @@
 package ruletest
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -29,8 +29,9 @@ type File struct {
 	RuleFiles []string `yaml:"rule_files"`
 	// CMDB is an optional CMDB file, relative to the test file.
 	CMDB string `yaml:"cmdb"`
-	// Correlation overrides the default correlation settings.
-	Correlation map[string]any `yaml:"correlation"`
+	// Correlation overrides the default correlation settings (the keys
+	// of the config's correlation section).
+	Correlation yaml.Node `yaml:"correlation"`
 	// Start is the time event offsets count from (default 2026-01-05T00:00:00Z, a Monday).
 	Start time.Time `yaml:"start"`
 	Tests []Test    `yaml:"tests"`
@@ -123,16 +124,19 @@ type Failure struct {
 }
 
 // Run runs every test of every file, printing promtool-style progress to
-// w. It returns the results; err is set only when a file cannot be run at
-// all (unreadable, invalid, broken rules), with file:line.
+// w. It returns the results; err joins the problems of files that cannot
+// run at all (unreadable, invalid, broken rules), with file:line, after
+// every other file has run.
 func Run(files []string, w io.Writer) ([]Result, error) {
 	var out []Result
+	var errs []error
 	for _, f := range files {
 		fmt.Fprintf(w, "Unit testing: %s\n", f)
 		r, err := RunFile(f)
 		if err != nil {
 			fmt.Fprintln(w, "  FAILED: the file cannot run")
-			return out, err
+			errs = append(errs, err)
+			continue
 		}
 		if len(r.Failures) == 0 {
 			fmt.Fprintf(w, "  SUCCESS: %d tests\n", r.Passed)
@@ -144,7 +148,7 @@ func Run(files []string, w io.Writer) ([]Result, error) {
 		}
 		out = append(out, *r)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 func indent(s, p string) string {
@@ -165,7 +169,7 @@ func RunFile(path string) (*Result, error) {
 	if len(tf.Tests) == 0 {
 		return nil, yamlfile.Errors{{File: path, Line: yamlfile.LineOf(root, "tests"), Msg: "tests: at least one test is required"}}
 	}
-	cfg, err := testConfig(path, &tf)
+	cfg, err := testConfig(path, root, &tf)
 	if err != nil {
 		return nil, err
 	}
@@ -202,22 +206,30 @@ func RunFile(path string) (*Result, error) {
 }
 
 // testConfig is the default config with the file's correlation overrides,
-// rule files and CMDB, paths resolved against the test file.
-func testConfig(path string, tf *File) (*config.Config, error) {
+// rule files and CMDB, paths resolved against the test file. Problems in
+// the overrides are reported at the line of the correlation key.
+func testConfig(path string, root *yaml.Node, tf *File) (*config.Config, error) {
 	dir := filepath.Dir(path)
-	var doc strings.Builder
-	doc.WriteString("data_dir: .\n")
-	if len(tf.Correlation) > 0 {
-		var b bytes.Buffer
-		b.WriteString("correlation:\n")
-		for _, k := range slices.Sorted(maps.Keys(tf.Correlation)) {
-			fmt.Fprintf(&b, "  %s: %s\n", k, flow(tf.Correlation[k]))
+	cfg := config.Default()
+	if tf.Correlation.Kind != 0 {
+		out, err := yaml.Marshal(&tf.Correlation)
+		if err != nil {
+			return nil, yamlfile.Errors{{File: path, Line: tf.Correlation.Line, Msg: "correlation: " + err.Error()}}
 		}
-		doc.Write(b.Bytes())
-	}
-	cfg, err := config.Parse(path+" (correlation)", []byte(doc.String()))
-	if err != nil {
-		return nil, err
+		doc := "correlation:\n  " + strings.ReplaceAll(strings.TrimRight(string(out), "\n"), "\n", "\n  ") + "\n"
+		c, err := config.Parse(path, []byte(doc))
+		if err != nil {
+			var errs yamlfile.Errors
+			if !errors.As(err, &errs) {
+				return nil, err
+			}
+			line := yamlfile.LineOf(root, "correlation")
+			for i := range errs {
+				errs[i].File, errs[i].Line = path, line
+			}
+			return nil, errs
+		}
+		cfg = c
 	}
 	if tf.CMDB != "" {
 		cfg.CMDB.File = join(dir, tf.CMDB)
@@ -233,27 +245,6 @@ func join(dir, p string) string {
 		return p
 	}
 	return filepath.Join(dir, p)
-}
-
-// flow renders a decoded YAML value back in flow style.
-func flow(v any) string {
-	switch x := v.(type) {
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = flow(e)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(x)) {
-			parts = append(parts, k+": "+flow(x[k]))
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	case string:
-		return fmt.Sprintf("%q", x)
-	}
-	return fmt.Sprint(v)
 }
 
 func (tc Test) events(path string, root *yaml.Node, i int, start time.Time) ([]triage.Event, error) {

@@ -58,3 +58,19 @@ func TestBrokenRuleFileFailsWithItsLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestBadCorrelationOverridesPointAtTheFile(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Run([]string{"testdata/badcorrelation_test.yaml", "../../deploy/examples/rules_test.yaml"}, &out)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"testdata/badcorrelation_test.yaml:2: correlation.max_hops: must be between 0 and 10"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if !strings.Contains(out.String(), "SUCCESS: 4 tests") {
+		t.Errorf("the second file did not run after the first failed:\n%s", out.String())
+	}
+}
