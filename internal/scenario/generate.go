@@ -19,8 +19,8 @@ const (
 	// propagate is the chance that a dependent of a failed CI fails too;
 	// each dependent gets one chance, from the first failed CI reaching it.
 	propagate = 0.7
-	// lateRoot is the chance that a fault's root alerts only after its first
-	// dependent (a slower detection on the root).
+	// lateRoot is the default chance that a fault's root alerts only after
+	// its first dependent (Config.LateRoot).
 	lateRoot = 0.1
 	// spread bounds how long after a fault's start its last alert begins,
 	// and how long after the fault's end its last alert resolves.
@@ -260,7 +260,11 @@ func (s *gen) fault(n int, root int32, t time.Time, length time.Duration) {
 			}
 		}
 	}
-	if len(hits) > 1 && s.r.Float64() < lateRoot {
+	late := lateRoot
+	if s.cfg.LateRoot > 0 {
+		late = s.cfg.LateRoot
+	}
+	if len(hits) > 1 && s.r.Float64() < late {
 		first := hits[1].at
 		for _, h := range hits[2:] {
 			if h.at.Before(first) {
@@ -270,6 +274,9 @@ func (s *gen) fault(n int, root int32, t time.Time, length time.Duration) {
 		hits[0].at = first.Add(s.dur(10*time.Second, 60*time.Second))
 	}
 	end := t.Add(length)
+	if s.cfg.SilentRoot > 0 && len(hits) > 1 && s.r.Float64() < s.cfg.SilentRoot {
+		hits = hits[1:] // the root is not monitored
+	}
 	for _, h := range hits {
 		ciEnd := end.Add(s.dur(0, time.Duration(h.hop)*time.Minute))
 		if ciEnd.Before(h.at.Add(2 * time.Minute)) {

@@ -58,6 +58,33 @@ func TestQuality(t *testing.T) {
 	}
 }
 
+// TestQualityHard reports the figures when roots alert late (30%) or not
+// at all (15%): merges repair the first; nothing can name a silent root,
+// and its dependents may stay apart. Reported, not held to the targets.
+func TestQualityHard(t *testing.T) {
+	var rows []Row
+	var topo []Metrics
+	for seed := uint64(1); seed <= 5; seed++ {
+		cfg := Hard()
+		cfg.Seed = seed
+		res, err := Quality(Generate(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			rows = append(rows, Row{fmt.Sprintf("seed %d %s", seed, r.Name), r.Metrics})
+		}
+		topo = append(topo, res[0].Metrics)
+		for _, r := range res[1:] {
+			if r.Metrics.F1 >= res[0].Metrics.F1 {
+				t.Errorf("seed %d: baseline %s has F1 %.3f, not below the topology correlator's %.3f", seed, r.Name, r.Metrics.F1, res[0].Metrics.F1)
+			}
+		}
+	}
+	rows = append(rows, Row{"median topology", Median(topo)})
+	t.Logf("Hard(), seeds 1-5:\n%s", Table(rows))
+}
+
 // TestQualityLarge reports the same figures for Large() (10k CIs, 600
 // faults, up to 30 at once); it holds the correlator above the baselines.
 func TestQualityLarge(t *testing.T) {

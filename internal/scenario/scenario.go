@@ -52,6 +52,12 @@ type Config struct {
 	Noise int
 	// Flapping is the number of alerts that fire and resolve repeatedly.
 	Flapping int
+	// LateRoot is the chance that a fault's root alerts only after its
+	// first dependent (a slower detection on the root); 0 means 0.1.
+	LateRoot float64
+	// SilentRoot is the chance that a fault's root sends no alert at all
+	// (an unmonitored CI): its dependents alert, nothing names the cause.
+	SilentRoot float64
 
 	// Start is when the scenario begins; Duration is the span over which
 	// faults, noise and flapping start (the last ones end after it).
@@ -71,6 +77,15 @@ func Small() Config {
 		Start:      time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC),
 		Duration:   5 * time.Hour,
 	}
+}
+
+// Hard is Small with roots that alert late three times as often and, for
+// 15% of the faults, not at all: what topology cannot fully fix.
+func Hard() Config {
+	c := Small()
+	c.LateRoot = 0.3
+	c.SilentRoot = 0.15
+	return c
 }
 
 // Large is a scenario of 10k CIs with a storm of concurrent faults.
