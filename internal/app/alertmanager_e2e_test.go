@@ -62,6 +62,62 @@ func TestAlertmanagerE2E(t *testing.T) {
 		t.Parallel()
 		testAlertmanagerWrongToken(t, bin)
 	})
+	t.Run("topology and rules", func(t *testing.T) {
+		t.Parallel()
+		testAlertmanagerTopology(t, bin)
+	})
+}
+
+// testAlertmanagerTopology: alerts Alertmanager sends in separate
+// notifications (different alertnames) become one incident through the
+// CMDB, with the database named as root cause; a drop rule drops the
+// Watchdog heartbeat.
+func testAlertmanagerTopology(t *testing.T, bin string) {
+	e := newE2E(t)
+	dir := t.TempDir()
+	cmdb := filepath.Join(dir, "cmdb.yaml")
+	rules := filepath.Join(dir, "rules.yaml")
+	for f, body := range map[string]string{
+		cmdb: "cis:\n  - {id: host-7, type: host, aliases: [10.0.3.7]}\n  - {id: db-orders, type: database, name: orders-db}\n" +
+			"  - {id: svc-orders, type: application, name: orders}\nrelations:\n" +
+			"  - {from: db-orders, to: host-7, type: runs_on}\n  - {from: svc-orders, to: db-orders, type: depends_on}\n",
+		rules: "rules:\n  - {name: drop-watchdog, kind: drop, if: 'alert.labels.alertname == \"Watchdog\"'}\n" +
+			"  - name: dba\n    kind: enrich\n    if: ci.type == \"database\"\n    set: {assignment_group: dba, jira_project: DBA}\n",
+	} {
+		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := e.startTriageWith("", func(c *config.Config) {
+		c.CMDB.File = cmdb
+		c.Rules.Files = []string{rules}
+	})
+	am := e.startAlertmanager(bin, tr.url+"/api/v1/alerts", "", "")
+	start := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	am.post([]amAlert{
+		{Labels: map[string]string{"alertname": "PostgresDown", "instance": "orders-db", "severity": "critical"}, StartsAt: start},
+		{Labels: map[string]string{"alertname": "HighErrorRate", "service": "orders", "severity": "warning"}, StartsAt: start.Add(time.Second)},
+		{Labels: map[string]string{"alertname": "NodeDown", "instance": "10.0.3.7:9100", "severity": "critical"}, StartsAt: start.Add(2 * time.Second)},
+		{Labels: map[string]string{"alertname": "Watchdog"}, StartsAt: start},
+	})
+	incs := e.waitIncidents(tr, "open", 1, 3)
+	inc := tr.incident(incs[0].ID)
+	if inc.RootCause.CI != "host-7" || inc.AssignmentGroup != "dba" || inc.Project != "DBA" {
+		t.Errorf("incident %s: root cause %+v, assignment group %q, project %q; want host-7 (both others depend on it), dba, DBA",
+			inc.Key, inc.RootCause, inc.AssignmentGroup, inc.Project)
+	}
+	for _, a := range inc.Alerts {
+		if a.Binding == nil {
+			t.Errorf("alert %v is not bound to a CI", a.Labels)
+		}
+		if a.Labels["alertname"] == "Watchdog" {
+			t.Errorf("the Watchdog alert was not dropped")
+		}
+	}
+	e.waitFor("the drop to be counted", func() (bool, string) {
+		m := tr.metric(`triage_rules_dropped_events_total{rule="drop-watchdog"}`)
+		return m != "" && m != "0", "dropped: " + m
+	})
 }
 
 // testAlertmanagerIncidents: alerts posted to Alertmanager become Triage
@@ -338,6 +394,12 @@ type triageProc struct {
 // startTriage runs app.Run on 127.0.0.1:0 with the default config, a
 // temporary data dir, resolve_after 0 and, when token is set, bearer auth.
 func (e *e2e) startTriage(token string) *triageProc {
+	e.t.Helper()
+	return e.startTriageWith(token, nil)
+}
+
+// startTriageWith starts Triage with a config changed by tweak.
+func (e *e2e) startTriageWith(token string, tweak func(*config.Config)) *triageProc {
 	t := e.t
 	t.Helper()
 	cfg := config.Default()
@@ -345,6 +407,9 @@ func (e *e2e) startTriage(token string) *triageProc {
 	cfg.DataDir = t.TempDir()
 	cfg.Correlation.ResolveAfter = 0
 	cfg.Auth.Token = config.Secret(token)
+	if tweak != nil {
+		tweak(cfg)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
