@@ -59,7 +59,7 @@ type Correlator struct {
 	order   []uint64                     // not-resolved incidents, ascending
 	byCI    map[int32][]uint64           // CI → incidents with an alert on it
 	byUp    map[int32]map[uint64][]upRef // CI u → incident → its CIs that depend on u
-	groups  map[string][]labelGrp        // group key → incidents, ascending
+	groups  map[string][]uint64          // group key → incidents, ascending
 
 	// Correlate rules: none, or each with an equality key (indexed), or
 	// scanned against the newest open incidents.
@@ -80,11 +80,6 @@ type hop struct {
 type upRef struct {
 	ci   int32 // the incident's CI that depends on the key CI
 	dist uint8
-}
-
-type labelGrp struct {
-	id   uint64
-	last time.Time
 }
 
 type cInc struct {
@@ -117,7 +112,7 @@ func NewCorrelator(topo *Topology, opts CorrelatorOptions) *Correlator {
 		incs:    make(map[uint64]*cInc),
 		byCI:    make(map[int32][]uint64),
 		byUp:    make(map[int32]map[uint64][]upRef),
-		groups:  make(map[string][]labelGrp),
+		groups:  make(map[string][]uint64),
 	}
 	for _, r := range opts.Relations {
 		if i := relIndex(r); i >= 0 {
@@ -289,11 +284,11 @@ func (c *Correlator) assignByRule(a *triage.Alert, ci *triage.CI, now time.Time,
 	}
 	scanned := 0
 	for i := len(ids) - 1; i >= 0 && scanned < c.opts.MaxRuleScan; i-- {
-		scanned++
 		ii := c.incs[ids[i]]
 		if ii == nil || !c.usable(ii, now) {
-			continue
+			continue // one cheap check: the cap bounds rule evaluations
 		}
+		scanned++
 		inc := open.Incident(ii.id)
 		if inc == nil {
 			continue
@@ -450,12 +445,16 @@ func (c *Correlator) assignTopology(idx int32, now time.Time) (Assignment, bool)
 	return as, true
 }
 
+// newestInGroup is the newest incident of a group that was notified (any
+// alert of it, not only those of the group) within window. An incident's
+// last notification is one value however its alerts joined, so the answer
+// is the same live and after a restore.
 func (c *Correlator) newestInGroup(key string, window time.Duration, now time.Time) (uint64, bool) {
-	grps := c.groups[key]
-	for i := len(grps) - 1; i >= 0; i-- {
-		ii := c.incs[grps[i].id]
-		if now.Sub(grps[i].last) <= window && (ii == nil || c.opts.MaxAge <= 0 || now.Sub(ii.opened) <= c.opts.MaxAge) {
-			return grps[i].id, true
+	ids := c.groups[key]
+	for i := len(ids) - 1; i >= 0; i-- {
+		ii := c.incs[ids[i]]
+		if ii != nil && now.Sub(ii.last) <= window && (c.opts.MaxAge <= 0 || now.Sub(ii.opened) <= c.opts.MaxAge) {
+			return ids[i], true
 		}
 	}
 	return 0, false
@@ -483,10 +482,9 @@ func (c *Correlator) Join(id uint64, a *triage.Alert, now time.Time) {
 	if key := a.Joined.GroupKey; key != "" && !slices.Contains(ii.keys, key) {
 		ii.keys = append(ii.keys, key)
 		grps := c.groups[key]
-		i, _ := slices.BinarySearchFunc(grps, id, func(g labelGrp, id uint64) int { return cmpU64(g.id, id) })
-		c.groups[key] = slices.Insert(grps, i, labelGrp{id: id, last: now})
+		i, _ := slices.BinarySearch(grps, id)
+		c.groups[key] = slices.Insert(grps, i, id)
 	}
-	c.touchGroups(ii, now)
 }
 
 // addCI adds a CI to an incident and updates the root-cause scores in
@@ -553,16 +551,6 @@ func (c *Correlator) Touch(id uint64, now time.Time) {
 		return
 	}
 	ii.last = now
-	c.touchGroups(ii, now)
-}
-
-func (c *Correlator) touchGroups(ii *cInc, now time.Time) {
-	for _, key := range ii.keys {
-		grps := c.groups[key]
-		if i, ok := slices.BinarySearchFunc(grps, ii.id, func(g labelGrp, id uint64) int { return cmpU64(g.id, id) }); ok && now.After(grps[i].last) {
-			grps[i].last = now
-		}
-	}
 }
 
 // Release implements Grouper.
@@ -599,7 +587,7 @@ func (c *Correlator) Release(id uint64) {
 		}
 	}
 	for _, key := range ii.keys {
-		grps := slices.DeleteFunc(c.groups[key], func(g labelGrp) bool { return g.id == id })
+		grps := deleteID(c.groups[key], id)
 		if len(grps) == 0 {
 			delete(c.groups, key)
 		} else {

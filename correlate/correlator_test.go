@@ -467,11 +467,11 @@ func TestParseTopologyRefusesEmptyAndTakesJSONErrors(t *testing.T) {
 		{"empty", "", "c:1: cis: required (write cis: [] for an empty CMDB)"},
 		{"comments only", "# nothing\n", "c:1: cis: required"},
 		{"relations only", "relations: []\n", "c:1: cis: required"},
-		{"empty JSON object", "{}", `c:1: cis: required (write "cis": [] for an empty CMDB)`},
-		{"JSON syntax error line", "{\"cis\": [\n {\"id\": \"a\"},\n {\"id\": }\n]}", "c:3: invalid character '}'"},
-		{"JSON unknown field", `{"cis": [{"id": "a", "colour": "red"}]}`, `c: json: unknown field "colour"`},
-		{"JSON trailing data", `{"cis": []} {"cis": []}`, "c: unexpected data after the JSON object"},
-		{"JSON duplicate id", `{"cis": [{"id": "a"}, {"id": "a"}]}`, `c: cis.1.id: duplicate id "a"`},
+		{"empty JSON object", "{}", "c:1: cis: required"},
+		{"JSON duplicate id has its line", "{\"cis\": [\n  {\"id\": \"a\"},\n  {\"id\": \"a\"}\n]}\n", `c:3: cis.1.id: duplicate id "a"`},
+		{"JSON unknown field has its line", "{\"cis\": [\n  {\"id\": \"a\"},\n  {\"id\": \"b\", \"colour\": \"red\"}\n]}\n", "c:3: "},
+		{"JSON keys are case-sensitive", `{"CIS": [{"ID": "a"}]}`, "c:1: "},
+		{"JSON trailing data", `{"cis": []}]`, "c: did not find expected <document start>"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -481,9 +481,38 @@ func TestParseTopologyRefusesEmptyAndTakesJSONErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, doc := range []string{"cis: []\n", `{"cis": []}`} {
-		if topo, err := ParseTopology("c", []byte(doc)); err != nil || topo.Len() != 0 {
-			t.Fatalf("%q: %v; an explicit empty CMDB is allowed", doc, err)
+	for _, doc := range []string{"cis: []\n", `{"cis": []}`, "{cis: [{id: a}, {id: b}], relations: [{from: a, to: b, type: depends_on}]}\n"} {
+		if _, err := ParseTopology("c", []byte(doc)); err != nil {
+			t.Fatalf("%q: %v", doc, err)
 		}
+	}
+}
+
+// Above the YAML limit only JSON is taken, by encoding/json, still strict.
+func TestParseLargeJSONTopology(t *testing.T) {
+	const limit = 16
+	tests := []struct{ name, doc, want string }{
+		{"ok", `{"cis": [{"id": "a"}, {"id": "b"}], "relations": [{"from": "a", "to": "b", "type": "runs_on"}]}`, ""},
+		{"YAML too large", "cis:\n  - {id: a}\n  - {id: b}\n", "c: YAML CMDB of"},
+		{"flow YAML too large", "{cis: [{id: a}, {id: b}]}", "c: YAML CMDB of"},
+		{"unknown field", `{"relations": [], "x": 1}`, `c: json: unknown field "x"`},
+		{"no cis", `{"relations": []}          `, "c:1: cis: required"},
+		{"trailing data", "{\"cis\": [{\"id\": \"a\"}]}\n\n]", "c:3: unexpected data after the JSON object"},
+		{"syntax error line", "{\"cis\": [\n {\"id\": \"a\"},\n {\"id\": }\n]}", "c:3: invalid character '}'"},
+		{"duplicate id", `{"cis": [{"id": "a"}, {"id": "a"}]}`, `c: cis.1.id: duplicate id "a"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := parseTopology("c", []byte(tc.doc), limit)
+			if tc.want == "" {
+				if err != nil || topo.Len() != 2 || topo.Relations() != 1 {
+					t.Fatalf("%v %v", topo, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

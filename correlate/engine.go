@@ -201,7 +201,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 		if adm.Drop {
 			return Result{Dropped: true, Rule: adm.Rule, Reason: adm.Reason}
 		}
-		if evc.Severity != ev.Severity {
+		if adm.Routing.Severity == "" && evc.Severity != ev.Severity {
 			adm.Routing.Severity = evc.Severity // set by a rule: notifications do not change it
 		}
 		ev = &evc
@@ -543,18 +543,6 @@ func commonLabels(inc *incidentState, labels map[string]string) {
 func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now time.Time) {
 	var merged []string
 	moved := 0
-	defer func() {
-		if len(merged) == 0 {
-			return
-		}
-		// One entry however many merged: a hub failure can merge thousands.
-		list := strings.Join(merged[:min(len(merged), 10)], ", ")
-		if len(merged) > 10 {
-			list += fmt.Sprintf(" and %d more", len(merged)-10)
-		}
-		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
-			fmt.Sprintf("merged %s (%d alerts) into it: %s links them", list, moved, alertName(&by.Alert)), by.Fingerprint)
-	}()
 	for _, id := range ids {
 		src := e.incidents[id]
 		if src == nil || src == inc || src.Status == triage.IncidentResolved {
@@ -595,6 +583,15 @@ func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now tim
 		e.markIncident(src)
 		delete(e.incidents, src.ID)
 		e.changes.Evicted = append(e.changes.Evicted, src.ID)
+	}
+	if len(merged) > 0 {
+		// One entry however many merged: a hub failure can merge thousands.
+		list := strings.Join(merged[:min(len(merged), 10)], ", ")
+		if len(merged) > 10 {
+			list += fmt.Sprintf(" and %d more", len(merged)-10)
+		}
+		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
+			fmt.Sprintf("merged %s (%d alerts) into it: %s links them", list, moved, alertName(&by.Alert)), by.Fingerprint)
 	}
 	e.releaseHeld(inc, now)
 	e.markIncident(inc)
@@ -836,8 +833,9 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 			e.queueExpiry(a, a.EndsAt)
 		}
 		if a.Flapping {
-			// Its last state change: when it last fired, or resolved.
-			last := a.StartsAt
+			// Its last state change, on the receive clock flips use: no
+			// later than its last notification, or its expiry.
+			last := a.LastSeen
 			if a.Status == triage.AlertResolved && a.EndsAt.After(last) {
 				last = a.EndsAt
 			}

@@ -308,3 +308,104 @@ func TestCorrelateKeyIndexEqualsScan(t *testing.T) {
 		t.Fatalf("only %d alerts joined by the rule: the stream does not exercise it", byRule)
 	}
 }
+
+type groupByTeam struct{}
+
+func (groupByTeam) Admit(*triage.Event, *triage.CI, time.Time) Admission { return Admission{} }
+func (groupByTeam) Correlate(*triage.Alert, *triage.CI, *triage.Incident) (string, bool) {
+	return "", false
+}
+func (groupByTeam) Group(*triage.Alert, *triage.CI) (GroupRule, bool) {
+	return GroupRule{Name: "by-team", By: []string{"team"}}, true
+}
+func (groupByTeam) CorrelateKeys() [][]string { return nil }
+
+// A group key an incident got through a merge keeps the incident's last
+// notification, live and after a restart or a reload alike.
+func TestGroupWindowSameAfterRestoreAndReload(t *testing.T) {
+	topo := parseTopo(t, "cis: [{id: a}, {id: b}, {id: hub}, {id: c}]\nrelations:\n"+
+		"  - {from: a, to: hub, type: depends_on}\n  - {from: b, to: hub, type: depends_on}\n")
+	co := CorrelatorOptions{MaxHops: 1, Window: 10 * time.Minute, GroupBy: []string{"alertname", "service"}, Rules: groupByTeam{}}
+	run := func(mode string) uint64 {
+		h := topoHarnessOn(t, topo, co, Options{ResolveAfter: time.Hour, Rules: groupByTeam{}})
+		h.fire("alertname", "A", "ci", "a", "team", "x") // INC-1, key team="x"
+		h.at(time.Minute)
+		h.fire("alertname", "B", "ci", "b", "team", "y") // INC-2, key team="y"
+		h.at(2 * time.Minute)
+		h.fire("alertname", "H", "ci", "hub", "team", "z") // INC-2 merges into INC-1
+		h.at(10 * time.Minute)
+		h.fire("alertname", "A", "ci", "a", "team", "x") // INC-1 notified
+		switch mode {
+		case "restart":
+			h = h.restoredLive(co)
+			h.e.SetLastID(2)
+		case "reload":
+			h.e.Reconfigure(topo, groupByTeam{}, NewCorrelator(topo, co))
+		}
+		h.at(15 * time.Minute)
+		return h.fire("alertname", "C", "ci", "c", "team", "y").IncidentID
+	}
+	live := run("live")
+	for _, mode := range []string{"restart", "reload"} {
+		if got := run(mode); got != live {
+			t.Errorf("the same alert joins INC-%d live but INC-%d after a %s", live, got, mode)
+		}
+	}
+}
+
+// Flap timing uses receive times live; a restart must not switch to the
+// sender's starts_at (earlier by the rule's for: duration).
+func TestFlappingRestoreUsesReceiveTime(t *testing.T) {
+	run := func(restart bool) triage.IncidentStatus {
+		h := newHarness(t, Options{ResolveAfter: 0, ReopenWindow: time.Hour, Flapping: Flapping{Changes: 2, Window: 10 * time.Minute}})
+		send := func(status triage.AlertStatus, start, end time.Time) {
+			ev := triage.Event{Status: status, Labels: map[string]string{"alertname": "X", "service": "s"}, StartsAt: start, EndsAt: end}
+			if err := ev.Normalize(h.now); err != nil {
+				t.Fatal(err)
+			}
+			h.e.Tick(h.now)
+			h.e.Process(&ev, h.now)
+			h.m.Apply(h.e.Flush())
+		}
+		send(triage.AlertFiring, t0, time.Time{})
+		h.at(6 * time.Minute)
+		send(triage.AlertResolved, t0, t0.Add(6*time.Minute))
+		h.at(12 * time.Minute)
+		send(triage.AlertFiring, t0.Add(7*time.Minute), time.Time{}) // for: 5m
+		if !h.incident(1).Alerts[0].Flapping {
+			t.Fatal("not flapping")
+		}
+		if restart {
+			h.at(13 * time.Minute)
+			h = h.restored()
+		}
+		h.at(18 * time.Minute)
+		send(triage.AlertResolved, t0.Add(7*time.Minute), t0.Add(18*time.Minute))
+		return h.incident(1).Status
+	}
+	if live, after := run(false), run(true); live != after {
+		t.Fatalf("incident %s live, %s after a restart", live, after)
+	}
+}
+
+// The scan cap counts incidents rules were tried against, not quiet ones
+// skipped: scan and index agree.
+func TestMaxRuleScanCountsOnlyTried(t *testing.T) {
+	for _, scan := range []bool{true, false} {
+		rules := keyedRules{scan: scan}
+		h := topoHarnessOn(t, testTopology(t), CorrelatorOptions{Rules: rules, MaxRuleScan: 2}, Options{ResolveAfter: time.Hour, Rules: rules})
+		h.fire("alertname", "A", "cluster", "eu", "team", "dba") // INC-1
+		h.at(time.Minute)
+		h.fire("alertname", "B", "cluster", "us", "team", "dba") // INC-2
+		h.at(2 * time.Minute)
+		h.fire("alertname", "C", "cluster", "us", "team", "dba")
+		h.fire("alertname", "D", "team", "dba")                  // INC-3
+		h.fire("alertname", "E", "team", "dba", "cluster", "ap") // INC-4
+		h.at(15 * time.Minute)
+		h.fire("alertname", "A", "cluster", "eu", "team", "dba")
+		h.at(16 * time.Minute)
+		if id := h.fire("alertname", "F", "cluster", "eu", "team", "dba").IncidentID; id != 1 {
+			t.Errorf("scan=%v: joined INC-%d, want INC-1", scan, id)
+		}
+	}
+}

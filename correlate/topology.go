@@ -62,20 +62,26 @@ func relIndex(t string) int { return slices.Index(relTypes, t) }
 // ParseTopology decodes and validates CMDB data read from file (used in
 // messages). Every problem is reported as file:line: message.
 func ParseTopology(file string, data []byte) (*Topology, error) {
+	return parseTopology(file, data, MaxCMDBYAMLBytes)
+}
+
+// parseTopology decodes documents up to yamlLimit bytes as YAML (JSON is
+// YAML): strict, case-sensitive, with lines. Larger ones must be JSON and
+// are decoded by encoding/json, without lines for validation problems.
+func parseTopology(file string, data []byte, yamlLimit int) (*Topology, error) {
 	if len(data) > MaxCMDBBytes {
 		return nil, yamlfile.Errors{{File: file, Msg: fmt.Sprintf("CMDB of %d bytes: at most %d allowed", len(data), MaxCMDBBytes)}}
 	}
 	var doc CMDB
 	var root *yaml.Node
-	trimmed := bytes.TrimSpace(data)
 	switch {
-	case len(trimmed) > 0 && trimmed[0] == '{':
+	case len(data) > yamlLimit && looksLikeJSON(data):
 		if err := decodeJSONCMDB(file, data, &doc); err != nil {
 			return nil, err
 		}
-	case len(data) > MaxCMDBYAMLBytes:
+	case len(data) > yamlLimit:
 		return nil, yamlfile.Errors{{File: file, Msg: fmt.Sprintf("YAML CMDB of %d bytes: at most %d allowed; use JSON (up to %d bytes) for larger ones",
-			len(data), MaxCMDBYAMLBytes, MaxCMDBBytes)}}
+			len(data), yamlLimit, MaxCMDBBytes)}}
 	default:
 		var err error
 		if root, err = yamlfile.Decode(file, data, &doc); err != nil {
@@ -105,16 +111,30 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 	return t, nil
 }
 
-// decodeJSONCMDB decodes a JSON CMDB strictly; a missing cis key is an
-// error, so an empty or truncated upload cannot wipe the topology.
+// looksLikeJSON: an object, `{` then `"` or `}`. A YAML flow mapping
+// (`{cis: ...}`) does not.
+func looksLikeJSON(data []byte) bool {
+	t := bytes.TrimSpace(data)
+	if len(t) < 2 || t[0] != '{' {
+		return false
+	}
+	t = bytes.TrimSpace(t[1:])
+	return len(t) > 0 && (t[0] == '"' || t[0] == '}')
+}
+
+// decodeJSONCMDB decodes a large JSON CMDB with unknown fields refused and
+// nothing after the object; a missing cis key is an error, so an empty or
+// truncated upload cannot wipe the topology. (encoding/json matches keys
+// case-insensitively; the YAML path below the size limit does not.)
 func decodeJSONCMDB(file string, data []byte, doc *CMDB) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(doc); err != nil {
 		return yamlfile.Errors{{File: file, Line: jsonLine(data, err), Msg: err.Error()}}
 	}
-	if dec.More() {
-		return yamlfile.Errors{{File: file, Line: jsonLine(data, nil), Msg: "unexpected data after the JSON object"}}
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		off := len(data) - len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"))
+		return yamlfile.Errors{{File: file, Line: bytes.Count(data[:off], []byte("\n")) + 1, Msg: "unexpected data after the JSON object"}}
 	}
 	if doc.CIs == nil { // "cis": [] decodes to an empty, non-nil slice
 		return yamlfile.Errors{{File: file, Line: 1, Msg: `cis: required (write "cis": [] for an empty CMDB)`}}

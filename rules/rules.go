@@ -237,6 +237,7 @@ func (s *Set) Admit(ev *triage.Event, ci *triage.CI, now time.Time) correlate.Ad
 		if r.severity != "" {
 			ev.Severity = r.severity
 			env.Alert.Severity = r.severity
+			adm.Routing.Severity = r.severity // sticks: later notifications do not change it
 		}
 		setIf(&adm.Routing.Priority, r.routing.Priority)
 		setIf(&adm.Routing.Service, r.routing.Service)

@@ -119,7 +119,7 @@ func TestAdmit(t *testing.T) {
 			wantLabels: map[string]string{"alertname": "X", "service": "payments", "team": "platform", "tier": "gold"},
 			wantSev:    "warning"},
 		{name: "later enrich overwrites earlier", ev: event("alertname", "X", "service", "payments"), ci: dbOrders,
-			want: correlate.Admission{Routing: triage.Routing{Priority: "P1", Service: "payments",
+			want: correlate.Admission{Routing: triage.Routing{Severity: "critical", Priority: "P1", Service: "payments",
 				AssignmentGroup: "payments-oncall", Project: "PAY"}, Enriched: []string{"payments-base", "payments-tier1"}},
 			wantLabels: map[string]string{"alertname": "X", "service": "payments", "team": "payments", "tier": "gold"},
 			wantSev:    "critical"},
@@ -924,5 +924,34 @@ func TestCorrelateKeys(t *testing.T) {
 	var nilSet *Set
 	if nilSet.CorrelateKeys() != nil {
 		t.Fatal("a nil set has keys")
+	}
+}
+
+// A severity a rule sets sticks even when the first notification already
+// had it: a later escalation of the same alert does not override the rule.
+func TestRuleSeveritySticksWhenEqual(t *testing.T) {
+	s := mustParse(t, "\nrules:\n  - name: disk-is-warning\n    kind: enrich\n    if: alert.labels.alertname == \"DiskFilling\"\n    set: {severity: warning}\n")
+	for _, first := range []string{"info", "warning"} {
+		e := correlate.NewEngine(correlate.Options{ResolveAfter: 5 * time.Minute, ReopenWindow: time.Hour, Rules: s},
+			correlate.NewLabelGrouper([]string{"alertname"}, 10*time.Minute))
+		m := correlate.NewMemory()
+		now := noon
+		send := func(sev string) uint64 {
+			ev := triage.Event{Fingerprint: "disk-1", Severity: sev, Labels: map[string]string{"alertname": "DiskFilling"}}
+			if err := ev.Normalize(now); err != nil {
+				t.Fatal(err)
+			}
+			r := e.Process(&ev, now)
+			m.Apply(e.Flush())
+			return r.IncidentID
+		}
+		id := send(first)
+		now = now.Add(time.Minute)
+		send("critical")
+		for _, inc := range m.Incidents() {
+			if inc.ID == id && (inc.Severity != "warning" || inc.Priority != "P3") {
+				t.Errorf("first notification %s: incident %s %s after a critical repeat, want warning P3", first, inc.Severity, inc.Priority)
+			}
+		}
 	}
 }

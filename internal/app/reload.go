@@ -56,6 +56,11 @@ func newReloader(cfg *config.Config, svc *correlate.Service, s *Setup, log *slog
 		Help: "Run-time failures of the rules in use (counted as no match), since they were loaded."},
 		func() float64 { return float64(r.cur.Load().Rules.Errors()) })
 	r.stamps = map[string]string{"cmdb": r.stamp("cmdb"), "rules": r.stamp("rules")}
+	// Uploads a crash interrupted between write and rename.
+	left, _ := filepath.Glob(filepath.Join(cfg.DataDir, ".cmdb-*"))
+	for _, f := range left {
+		_ = os.Remove(f)
+	}
 	r.swapped(s, "start")
 	return r
 }
@@ -93,7 +98,8 @@ func (r *reloader) Reload(ctx context.Context, trigger string) error {
 }
 
 func (r *reloader) apply(ctx context.Context, s *Setup, trigger string) error {
-	if err := r.svc.Reconfigure(ctx, s.Topology, s.rules(), s.NewGrouper(r.cfg)); err != nil {
+	// Not cancellable once asked: the engine and r.cur must not disagree.
+	if err := r.svc.Reconfigure(context.WithoutCancel(ctx), s.Topology, s.rules(), s.NewGrouper(r.cfg)); err != nil {
 		r.success.WithLabelValues(trigger).Set(0)
 		return fmt.Errorf("swapping in the new setup: %w", err)
 	}
@@ -142,6 +148,7 @@ func (r *reloader) Import(ctx context.Context, data []byte) (*correlate.Topology
 	}
 	if err := renameSynced(tmp, path); err != nil {
 		r.log.Error("the imported CMDB is in use but not kept: a restart goes back to the previous one", "err", err)
+		next.TopologySource = "PUT /api/v1/cmdb (not kept: " + err.Error() + ")"
 	}
 	r.swapped(&next, "api")
 	r.log.Info("CMDB imported", "cis", topo.Len(), "relations", topo.Relations())

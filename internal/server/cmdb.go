@@ -141,6 +141,16 @@ func (s *Server) importCMDB(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusServiceUnavailable, "this server cannot import a CMDB")
 		return
 	}
+	// One upload at a time, taken before the body is read: concurrent
+	// uploads must not each buffer up to MaxCMDBBytes.
+	select {
+	case s.importing <- struct{}{}:
+		defer func() { <-s.importing }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		httpx.WriteError(w, http.StatusTooManyRequests, ErrImportBusy.Error())
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, correlate.MaxCMDBBytes+1))
 	if err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())

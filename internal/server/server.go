@@ -75,6 +75,7 @@ type Server struct {
 	latency      *prometheus.HistogramVec
 	authFailures prometheus.Counter
 	routes       []string
+	importing    chan struct{} // one CMDB upload at a time
 }
 
 // New builds the server's routes.
@@ -82,7 +83,7 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), importing: make(chan struct{}, 1)}
 	if opts.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(opts.Token))
 	}

@@ -65,7 +65,11 @@ func Decode(file string, data []byte, v any) (*yaml.Node, error) {
 		return nil, errs
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, yamlErrors(file, err) // text after the document that is not a document
+	default:
 		return nil, Errors{{File: file, Line: extra.Line, Msg: "a second YAML document (---): put everything in one"}}
 	}
 	return &root, nil
