@@ -66,11 +66,12 @@ type rawRule struct {
 	Schedule yaml.Node `yaml:"schedule"`
 	Duration yaml.Node `yaml:"duration"`
 	TimeZone yaml.Node `yaml:"time_zone"`
+	Severity yaml.Node `yaml:"severity"`
 }
 
 // ruleNodes are the keys of a rule, nil when absent.
 type ruleNodes struct {
-	Name, Kind, If, Reason, Set, By, Window, CI, Action, Start, End, Schedule, Duration, TimeZone *yaml.Node
+	Name, Kind, If, Reason, Set, By, Window, CI, Action, Start, End, Schedule, Duration, TimeZone, Severity *yaml.Node
 }
 
 func ptr(n *yaml.Node) *yaml.Node {
@@ -84,7 +85,7 @@ func (r *rawRule) nodes() *ruleNodes {
 	return &ruleNodes{Name: ptr(&r.Name), Kind: ptr(&r.Kind), If: ptr(&r.If), Reason: ptr(&r.Reason),
 		Set: ptr(&r.Set), By: ptr(&r.By), Window: ptr(&r.Window), CI: ptr(&r.CI), Action: ptr(&r.Action),
 		Start: ptr(&r.Start), End: ptr(&r.End), Schedule: ptr(&r.Schedule), Duration: ptr(&r.Duration),
-		TimeZone: ptr(&r.TimeZone)}
+		TimeZone: ptr(&r.TimeZone), Severity: ptr(&r.Severity)}
 }
 
 // kindOfKey names the kind each kind-specific key belongs to.
@@ -94,13 +95,14 @@ var kindOfKey = map[string]string{
 	"by":     KindGroup, "window": KindGroup,
 	"ci": KindMaintenance, "action": KindMaintenance, "start": KindMaintenance, "end": KindMaintenance,
 	"schedule": KindMaintenance, "duration": KindMaintenance, "time_zone": KindMaintenance,
+	"severity": KindLog,
 }
 
 // ruleKeys are the keys a rule may have.
 var ruleKeys = map[string]struct{}{"name": {}, "kind": {}, "if": {}, "reason": {}, "set": {}, "by": {}, "window": {},
-	"ci": {}, "action": {}, "start": {}, "end": {}, "schedule": {}, "duration": {}, "time_zone": {}}
+	"ci": {}, "action": {}, "start": {}, "end": {}, "schedule": {}, "duration": {}, "time_zone": {}, "severity": {}}
 
-var kinds = []string{KindDrop, KindEnrich, KindGroup, KindCorrelate, KindMaintenance}
+var kinds = []string{KindDrop, KindEnrich, KindGroup, KindCorrelate, KindMaintenance, KindLog}
 
 // present lists the kind-specific keys the rule has, in file-format order.
 func (r *ruleNodes) present() []string {
@@ -110,7 +112,7 @@ func (r *ruleNodes) present() []string {
 		n   *yaml.Node
 	}{{"reason", r.Reason}, {"set", r.Set}, {"by", r.By}, {"window", r.Window}, {"ci", r.CI},
 		{"action", r.Action}, {"start", r.Start}, {"end", r.End}, {"schedule", r.Schedule},
-		{"duration", r.Duration}, {"time_zone", r.TimeZone}} {
+		{"duration", r.Duration}, {"time_zone", r.TimeZone}, {"severity", r.Severity}} {
 		if k.n != nil {
 			keys = append(keys, k.key)
 		}
@@ -217,6 +219,8 @@ func (s *Set) add(r *rule) {
 		s.correlate = append(s.correlate, r)
 	case KindMaintenance:
 		s.maint = append(s.maint, r)
+	case KindLog:
+		s.log = append(s.log, r)
 	}
 }
 
@@ -504,7 +508,7 @@ func (p *parser) rule(i int, n *yaml.Node) *rule {
 	switch {
 	case !ok:
 	case raw.If == nil || strings.TrimSpace(src) == "":
-		if kind == KindDrop || kind == KindEnrich || kind == KindCorrelate {
+		if kind == KindDrop || kind == KindEnrich || kind == KindCorrelate || kind == KindLog {
 			rp.errorf("", "if is required in a %s rule", kind)
 		} else if raw.If != nil {
 			rp.errorf("if", "empty expression: leave if out to match every alert")
@@ -512,7 +516,7 @@ func (p *parser) rule(i int, n *yaml.Node) *rule {
 	case len(src) > MaxExprBytes:
 		rp.errorf("if", "expression of %d bytes: at most %d allowed", len(src), MaxExprBytes)
 	default:
-		prog, err := compile(src, kind == KindCorrelate)
+		prog, err := compile(src, kind)
 		if err != nil {
 			msg := exprMessage(err)
 			if kind != KindCorrelate && strings.Contains(msg, "unknown name incident") {
@@ -545,6 +549,16 @@ func (p *parser) rule(i int, n *yaml.Node) *rule {
 		}
 	case KindMaintenance:
 		rp.maintenance(r, raw)
+	case KindLog:
+		r.severity = triage.SeverityWarning
+		if raw.Severity != nil {
+			if sev, ok := rp.str("severity", raw.Severity); ok {
+				if !knownSeverity(sev) {
+					rp.errorf("severity", "%q is not critical, error, warning or info", sev)
+				}
+				r.severity = triage.NormalizeSeverity(sev)
+			}
+		}
 	}
 	if rp.bad {
 		return nil
@@ -723,7 +737,7 @@ func parseCron(spec string) (s *cron.SpecSchedule, err error) {
 
 // compile compiles an if expression against the typed environment of its
 // kind. It does not panic, whatever the source.
-func compile(src string, correlate bool) (prog *vm.Program, err error) {
+func compile(src string, kind string) (prog *vm.Program, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			prog, err = nil, fmt.Errorf("cannot compile: %v", r)
@@ -733,8 +747,11 @@ func compile(src string, correlate bool) (prog *vm.Program, err error) {
 	// paths at compile time (OpLoadField); Admit and the others pass a
 	// pointer, which FetchField dereferences, so the env is not copied.
 	var env any = admitEnv{}
-	if correlate {
+	switch kind {
+	case KindCorrelate:
 		env = correlateEnv{}
+	case KindLog:
+		env = LogEnv{}
 	}
 	var nested nestedPredicates
 	prog, err = expr.Compile(src, expr.Env(env), expr.AsBool(), expr.MaxNodes(MaxExprNodes),
@@ -771,7 +788,7 @@ func (c *predicateCounter) Visit(n *ast.Node) {
 
 // envNames replaces the Go types of the environment in expr's messages
 // with the names rules use.
-var envNames = strings.NewReplacer("type rules.alertEnv", "alert", "type rules.ciEnv", "ci",
+var envNames = strings.NewReplacer("rules.LogEnv", "the log record", "type rules.alertEnv", "alert", "type rules.ciEnv", "ci",
 	"type rules.incidentEnv", "incident", "rules.alertEnv", "alert", "rules.ciEnv", "ci",
 	"rules.incidentEnv", "incident", "rules.admitEnv", "the environment", "rules.correlateEnv", "the environment")
 

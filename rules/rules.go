@@ -19,6 +19,7 @@ const (
 	KindEnrich      = "enrich"
 	KindGroup       = "group"
 	KindCorrelate   = "correlate"
+	KindLog         = "log"
 	KindMaintenance = "maintenance"
 )
 
@@ -41,6 +42,7 @@ type Set struct {
 	maint     []*rule
 	group     []*rule
 	correlate []*rule
+	log       []*rule
 	hash      string
 	errors    atomic.Uint64
 	vms       sync.Pool
@@ -411,3 +413,40 @@ func (s *Set) Group(a *triage.Alert, ci *triage.CI) (correlate.GroupRule, bool) 
 	}
 	return correlate.GroupRule{}, false
 }
+
+// LogEnv is the environment of log rules: one log record after template
+// mining.
+type LogEnv struct {
+	Message    string            `expr:"message"`
+	Level      string            `expr:"level"` // normalised: critical, error, warning, info or ""
+	Template   string            `expr:"template"`
+	TemplateID int               `expr:"template_id"`
+	Labels     map[string]string `expr:"labels"`
+	Service    string            `expr:"service"`
+}
+
+// LogMatch is a log rule that matched a record.
+type LogMatch struct {
+	Rule     string
+	Severity string
+}
+
+// MatchLog returns every log rule whose condition holds for the record,
+// in rule order.
+func (s *Set) MatchLog(rec *LogEnv) []LogMatch {
+	if s == nil || len(s.log) == 0 {
+		return nil
+	}
+	m := s.getVM()
+	defer s.vms.Put(m)
+	var out []LogMatch
+	for _, r := range s.log {
+		if s.match(m, r, rec) {
+			out = append(out, LogMatch{Rule: r.Name, Severity: r.severity})
+		}
+	}
+	return out
+}
+
+// HasLogRules reports whether the set has log rules.
+func (s *Set) HasLogRules() bool { return s != nil && len(s.log) > 0 }

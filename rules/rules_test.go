@@ -481,10 +481,10 @@ func TestParseErrors(t *testing.T) {
 	want := []string{
 		f + `:6: rule "unknown-key": unknown key colour`,
 		f + `:7: rules[1]: name is required`,
-		f + `:9: rule "no-kind": kind is required: one of drop, enrich, group, correlate, maintenance`,
+		f + `:9: rule "no-kind": kind is required: one of drop, enrich, group, correlate, maintenance, log`,
 		f + `:11: rule "no-if": if is required in a drop rule`,
 		f + `:13: rule "unknown-key": name: duplicate name, first defined at testdata/broken.yaml:3`,
-		f + `:17: rule "bad-kind": kind: unknown kind "silence": want one of drop, enrich, group, correlate, maintenance`,
+		f + `:17: rule "bad-kind": kind: unknown kind "silence": want one of drop, enrich, group, correlate, maintenance, log`,
 		f + `:22: rule "by-on-drop": by: not valid in a drop rule (only in group rules)`,
 		f + `:27: rule "bad-set": set.severity: "sev9" is not a known severity: want critical, error, warning or info`,
 		f + `:28: rule "bad-set": set.priority: "P7" is not a priority P1..P5`,
@@ -952,6 +952,32 @@ func TestRuleSeveritySticksWhenEqual(t *testing.T) {
 			if inc.ID == id && (inc.Severity != "warning" || inc.Priority != "P3") {
 				t.Errorf("first notification %s: incident %s %s after a critical repeat, want warning P3", first, inc.Severity, inc.Priority)
 			}
+		}
+	}
+}
+
+func TestLogRules(t *testing.T) {
+	s := mustParse(t, `
+rules:
+  - name: oom
+    kind: log
+    if: level == "error" && message contains "OOMKilled"
+    severity: critical
+  - name: payments-errors
+    kind: log
+    if: service == "payments" && level == "error"
+`)
+	got := s.MatchLog(&LogEnv{Message: "container OOMKilled", Level: "error", Service: "payments", Labels: map[string]string{}})
+	if len(got) != 2 || got[0] != (LogMatch{Rule: "oom", Severity: "critical"}) || got[1] != (LogMatch{Rule: "payments-errors", Severity: "warning"}) {
+		t.Fatalf("MatchLog = %+v", got)
+	}
+	if got := s.MatchLog(&LogEnv{Message: "container OOMKilled", Level: "info"}); len(got) != 0 {
+		t.Fatalf("info record matched %+v", got)
+	}
+	_, err := Parse("l.yaml", []byte("rules:\n  - name: a\n    kind: log\n    if: alert.severity == \"x\"\n  - name: b\n    kind: log\n    if: level == \"error\"\n    severity: loud\n  - name: c\n    kind: log\n    if: level == \"error\"\n    set: {priority: P1}\n"))
+	for _, want := range []string{"l.yaml:4: rule \"a\": if: unknown name alert", "l.yaml:8: rule \"b\": severity: \"loud\" is not", "l.yaml:12: rule \"c\": set: not valid in a log rule"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
 		}
 	}
 }
