@@ -33,3 +33,5 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=5s ./correlate
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTopology$$' -fuzztime=$(FUZZTIME) ./correlate
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rules
+	$(GO) test -run='^$$' -fuzz='^FuzzMine$$' -fuzztime=$(FUZZTIME) ./ingest/logs
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=5s ./ingest/logs

@@ -25,6 +25,8 @@ Usage:
   triage rules test FILE...                                       run rule unit tests
   triage replay [--config FILE] [--output json|table] EVENTS.jsonl...
                                                                   back-test: the incidents recorded events make
+  triage logs mine [--output templates|lines] [--mask NAME=REGEX]... [--max-templates N] FILE
+                                                                  mine log templates, one message per line (- for stdin)
   triage help                                                     this text
 
 With no config, serve runs on embedded defaults: HTTP on 127.0.0.1:9400,
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(args[1:], stdout, stderr)
 	case "rules":
 		return rulesCmd(args[1:], stdout, stderr)
+	case "logs":
+		return logsCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
@@ -19,9 +20,11 @@ import (
 
 	"github.com/triage-dev/triage/correlate"
 	"github.com/triage-dev/triage/ingest"
+	"github.com/triage-dev/triage/ingest/logs"
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/kafkaauth"
 	"github.com/triage-dev/triage/internal/server"
+	"github.com/triage-dev/triage/rules"
 )
 
 // Options configure one run of the daemon.
@@ -118,16 +121,28 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:         log.With("component", "ingest"),
 	}, ingest.NewMetrics(reg))
 	rl := newReloader(cfg, svc, setup, log.With("component", "reload"), reg)
+	var pipe *logs.Pipeline
+	if kc := cfg.Kafka; kc.Enabled() && kc.Topics.Logs != "" {
+		if pipe, err = newLogPipeline(cfg, sink, rl, log.With("component", "logs"), reg); err != nil {
+			return err
+		}
+	}
 	srv := server.New(server.Options{
 		Ingest:    ing,
 		Incidents: svc,
 		Reader:    store,
 		CMDB:      rl,
-		Token:     string(token),
-		Ready:     svc.Ready,
-		Logger:    log.With("component", "http"),
-		Registry:  reg,
-		Gatherer:  reg,
+		LogTemplates: func() server.LogTemplates {
+			if pipe == nil {
+				return nil
+			}
+			return pipe
+		}(),
+		Token:    string(token),
+		Ready:    svc.Ready,
+		Logger:   log.With("component", "http"),
+		Registry: reg,
+		Gatherer: reg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -176,8 +191,9 @@ func Run(ctx context.Context, opts Options) error {
 			runs = append(runs, consumer.Run)
 		}
 		if kc.Topics.Logs != "" {
-			logs := ingest.NewDropLogs(reg)
-			runs = append(runs, func(ctx context.Context) error { return consumer.RunLogs(ctx, kc.Topics.Logs, logs) })
+			runs = append(runs,
+				func(ctx context.Context) error { return consumer.RunLogs(ctx, kc.Topics.Logs, pipe) },
+				func(ctx context.Context) error { pipe.Run(ctx, 30*time.Second); return nil })
 		}
 		go func() { kafkaDone <- runAll(kctx, runs) }()
 		kafkaFailed = kafkaDone
@@ -240,6 +256,28 @@ func Run(ctx context.Context, opts Options) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// newLogPipeline builds the log miner of the Kafka logs topic; its events
+// go where HTTP events go, and its log rules are the rules in use.
+func newLogPipeline(cfg *config.Config, sink ingest.Sink, rl *reloader, log *slog.Logger, reg prometheus.Registerer) (*logs.Pipeline, error) {
+	lc := cfg.Logs
+	masks := make([]logs.Mask, len(lc.Masks))
+	for i, m := range lc.Masks {
+		masks[i] = logs.Mask{Name: m.Name, Regex: m.Regex}
+	}
+	return logs.NewPipeline(logs.PipelineOptions{
+		Miner:             logs.Options{MaxTemplates: lc.MaxTemplates, Masks: masks},
+		Fields:            logs.Fields{Message: lc.MessageFields, Time: lc.TimeFields, Level: lc.LevelFields, Labels: lc.LabelFields},
+		NewErrorTemplates: lc.NewErrorTemplates,
+		Spike:             logs.SpikeOptions{Interval: lc.Spike.Interval.D(), Factor: lc.Spike.Factor, MinCount: lc.Spike.MinCount},
+		EventTTL:          lc.EventTTL.D(),
+		Rules:             func() *rules.Set { return rl.cur.Load().Rules },
+		Sink:              sink,
+		StatePath:         filepath.Join(cfg.DataDir, "log-templates.bin"),
+		Logger:            log,
+		Registry:          reg,
+	})
 }
 
 func isLoopback(addr string) bool {

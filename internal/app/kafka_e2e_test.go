@@ -24,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/triage-dev/triage/ingest"
+	"github.com/triage-dev/triage/internal/server"
 	"github.com/triage-dev/triage/internal/testenv"
 )
 
@@ -67,7 +68,7 @@ func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 		}
 	}
 
-	// And a logs topic, which this version counts and drops.
+	// And a logs topic, mined (its events are off here: this test counts alerts).
 	logsTopic := "triage-test-logs-" + suffix
 	lw := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: logsTopic, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
 	defer lw.Close()
@@ -80,7 +81,8 @@ func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: g-%s\n  max_batch: 500\n  topics:\n    alerts: %s\n    logs: %s\n    dead_letter: %s\ncorrelation:\n  window: 1h\n",
+	cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: g-%s\n  max_batch: 500\n  topics:\n    alerts: %s\n    logs: %s\n    dead_letter: %s\ncorrelation:\n  window: 1h\n"+
+		"logs:\n  new_error_templates: false\n  spike: {factor: 0}\n",
 		strings.Join(brokers, ", "), suffix, topic, logsTopic, dlqTopic)
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -89,8 +91,8 @@ func TestKafkaExactlyOnceAcrossSIGKILL(t *testing.T) {
 
 	// Kill the daemon once it has consumed part of the stream.
 	d := startDaemon(t, dir)
-	// Log records are consumed and visibly dropped.
-	waitMetric(t, client, d, "triage_ingest_log_records_dropped_total", func(v float64) bool { return v >= 300 })
+	// Log records are consumed and mined.
+	waitMetric(t, client, d, "triage_logs_records_total", func(v float64) bool { return v >= 300 })
 	waitMetric(t, client, d, "triage_kafka_messages_consumed_total", func(v float64) bool { return v >= total/4 })
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -428,4 +430,77 @@ func TestKafkaRebalanceLosesNothing(t *testing.T) {
 		t.Fatalf("lost messages: counts sum to %d of %d sent, %d of 400 alerts seen (A %d alerts, B %d)", sum, next, len(union), len(countsA), len(countsB))
 	}
 	t.Logf("%d messages; applied %d times across the two daemons (%d replayed after partitions moved)", next, sum, sum-int64(next))
+}
+
+// TestKafkaLogsCorrelateWithAlerts: error logs of a service on the logs
+// topic raise a new-error-template event and a spike event carrying the
+// record's service label; it binds to the service's CI and joins the incident of the
+// database the service depends on, which an alert on the alerts topic opened.
+func TestKafkaLogsCorrelateWithAlerts(t *testing.T) {
+	brokers := strings.Split(testenv.RequireService(t, "KAFKA_BROKERS",
+		"a Kafka broker: run deploy/dev/kafka.sh start and eval \"$(deploy/dev/kafka.sh env)\""), ",")
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	alerts, logsTopic := "triage-test-la-"+suffix, "triage-test-ll-"+suffix
+	dir := t.TempDir()
+	files := map[string]string{
+		"cmdb.yaml": "cis:\n  - {id: db-orders, type: database, name: orders-db}\n  - {id: svc-orders, type: application, name: orders}\n" +
+			"relations:\n  - {from: svc-orders, to: db-orders, type: depends_on}\n",
+		"config.yaml": fmt.Sprintf("kafka:\n  brokers: [%s]\n  group: l-%s\n  topics:\n    alerts: %s\n    logs: %s\n    dead_letter: %s-dlq\n"+
+			"cmdb: {file: cmdb.yaml}\n", strings.Join(brokers, ", "), suffix, alerts, logsTopic, alerts),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now().UTC()
+	aw := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: alerts, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
+	defer aw.Close()
+	if err := writeRetry(ctx, aw, []kafka.Message{{Value: []byte(fmt.Sprintf(
+		`{"labels":{"alertname":"PostgresDown","ci":"db-orders"},"severity":"critical","starts_at":%q}`, now.Format(time.RFC3339)))}}); err != nil {
+		t.Fatalf("producing the alert: %v", err)
+	}
+	lw := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: logsTopic, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
+	defer lw.Close()
+	var recs []kafka.Message
+	for i := 0; i < 20; i++ {
+		recs = append(recs, kafka.Message{Value: []byte(fmt.Sprintf(
+			`{"@timestamp":%q,"level":"ERROR","service":"orders","message":"order %d failed: connection to 10.0.3.7:5432 refused"}`,
+			now.Add(time.Duration(i)*time.Second).Format(time.RFC3339Nano), 1000+i))})
+	}
+	if err := writeRetry(ctx, lw, recs); err != nil {
+		t.Fatalf("producing logs: %v", err)
+	}
+	d := startDaemon(t, dir)
+	client := &http.Client{Timeout: 10 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, incs := readAll(t, client, d.url)
+		if len(incs) == 1 && len(incs[0].Alerts) == 3 {
+			// The new error template, and (20 errors in a minute with no
+			// baseline) an error spike: both bound to svc-orders.
+			inc := incs[0]
+			got := map[string]string{}
+			for _, a := range inc.Alerts {
+				if a.Source == "logs" {
+					got[a.Labels["alertname"]] = a.CI
+				}
+			}
+			if got["LogNewErrorTemplate"] != "svc-orders" || got["LogErrorSpike"] != "svc-orders" || inc.RootCause.CI != "db-orders" {
+				t.Fatalf("incident %+v: want both log events bound to svc-orders in the db-orders incident", inc)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no incident with the alert and the log event: %+v; log: %s", incs, d.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var tpls server.LogTemplateList
+	fetchJSON(t, client, d.url+"/api/v1/log-templates?error=true", &tpls)
+	if len(tpls.Templates) != 1 || tpls.Templates[0].Count != 20 || !tpls.Templates[0].Error {
+		t.Fatalf("log templates %+v; want one error template seen 20 times", tpls.Templates)
+	}
 }

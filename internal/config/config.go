@@ -30,7 +30,40 @@ type Config struct {
 	Rules       Rules       `yaml:"rules"`
 	Store       Store       `yaml:"store"`
 	Kafka       Kafka       `yaml:"kafka"`
+	Logs        Logs        `yaml:"logs"`
 	Log         Log         `yaml:"log"`
+}
+
+// Logs configures log mining of the Kafka logs topic (kafka.topics.logs).
+type Logs struct {
+	// Fields name the JSON fields of a log record, tried in order.
+	MessageFields []string `yaml:"message_fields"`
+	TimeFields    []string `yaml:"time_fields"`
+	LevelFields   []string `yaml:"level_fields"`
+	LabelFields   []string `yaml:"label_fields"`
+	// MaxTemplates caps the templates held; the least recently seen go.
+	MaxTemplates int `yaml:"max_templates"`
+	// Masks replace matches of a regular expression by <NAME> before
+	// mining, for variable parts the built-in masks do not know.
+	Masks []LogMask `yaml:"masks"`
+	// NewErrorTemplates raises an event for each new error template.
+	NewErrorTemplates bool     `yaml:"new_error_templates"`
+	Spike             LogSpike `yaml:"spike"`
+	// EventTTL is how long a log event stays firing unless raised again.
+	EventTTL Duration `yaml:"event_ttl"`
+}
+
+// LogMask is a user mask.
+type LogMask struct {
+	Name  string `yaml:"name"`
+	Regex string `yaml:"regex"`
+}
+
+// LogSpike configures error spike events; factor 0 turns them off.
+type LogSpike struct {
+	Interval Duration `yaml:"interval"`
+	Factor   float64  `yaml:"factor"`
+	MinCount int      `yaml:"min_count"`
 }
 
 // Kafka configures the Kafka consumers. Without brokers, Kafka is off.
@@ -183,7 +216,17 @@ func Default() *Config {
 		Kafka: Kafka{Group: "triage", MaxBatch: 5000, BatchWait: Duration(50 * time.Millisecond), CommitInterval: Duration(time.Second),
 			Topics: KafkaTopics{Alerts: "triage.alerts", Logs: "triage.logs", DeadLetter: "triage.dlq"}},
 		Store: Store{EventRetention: 0, MaxBatch: 20000, CheckpointInterval: Duration(time.Second)},
-		Log:   Log{Level: "info", Format: "text"},
+		Logs: Logs{
+			MessageFields:     []string{"message", "msg", "log"},
+			TimeFields:        []string{"@timestamp", "timestamp", "time", "ts"},
+			LevelFields:       []string{"level", "severity", "lvl", "log.level"},
+			LabelFields:       []string{"service", "app", "host", "hostname", "instance", "pod", "namespace", "container", "job", "env", "cluster", "node", "ci"},
+			MaxTemplates:      10000,
+			NewErrorTemplates: true,
+			Spike:             LogSpike{Interval: Duration(time.Minute), Factor: 3, MinCount: 20},
+			EventTTL:          Duration(15 * time.Minute),
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -324,6 +367,33 @@ func (c *Config) Validate() []fieldError {
 			add("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", kc.SASL.Mechanism)
 		}
 	}
+	lg := c.Logs
+	if len(lg.MessageFields) == 0 {
+		add("logs.message_fields", "must name at least one field")
+	}
+	if lg.MaxTemplates < 100 || lg.MaxTemplates > 10_000_000 {
+		add("logs.max_templates", "must be between 100 and 10000000")
+	}
+	for i, m := range lg.Masks {
+		if !maskName.MatchString(m.Name) {
+			add(fmt.Sprintf("logs.masks.%d.name", i), "%q is not a mask name (letters, digits, _)", m.Name)
+		}
+		if _, err := regexp.Compile(m.Regex); err != nil || m.Regex == "" {
+			add(fmt.Sprintf("logs.masks.%d.regex", i), "not a regular expression: %v", err)
+		}
+	}
+	if lg.Spike.Interval <= 0 {
+		add("logs.spike.interval", "must be positive")
+	}
+	if lg.Spike.Factor < 0 {
+		add("logs.spike.factor", "must not be negative (0: no spike events)")
+	}
+	if lg.Spike.MinCount < 1 {
+		add("logs.spike.min_count", "must be at least 1")
+	}
+	if lg.EventTTL <= 0 {
+		add("logs.event_ttl", "must be positive")
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -340,6 +410,8 @@ func (c *Config) Validate() []fieldError {
 // labelName accepts what ingest accepts: any non-empty UTF-8 name (e.g.
 // service.name, as Prometheus 3 allows).
 var labelName = regexp.MustCompile(`^\PC{1,256}$`)
+
+var maskName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Load reads, decodes and validates a config file. Every error it returns
 // is an Errors value with file:line positions.

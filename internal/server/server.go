@@ -58,6 +58,8 @@ type Options struct {
 	Reader    Reader
 	// CMDB serves and imports the topology; nil without one.
 	CMDB CMDB
+	// LogTemplates lists mined log templates; nil without log mining.
+	LogTemplates LogTemplates
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
 	// on every /api/ endpoint but the OpenAPI document.
 	Token    string
@@ -106,6 +108,7 @@ func New(opts Options) *Server {
 	s.route("/api/v1/incidents/{id}/resolve", true, map[string]http.HandlerFunc{"POST": s.resolve})
 	s.route("/api/v1/incidents/{id}/comments", true, map[string]http.HandlerFunc{"POST": s.comment})
 	s.cmdbRoutes()
+	s.route("/api/v1/log-templates", true, map[string]http.HandlerFunc{"GET": s.listLogTemplates})
 	s.route("/api/v1/openapi.yaml", false, map[string]http.HandlerFunc{"GET": serveOpenAPI})
 	s.route("/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz})
 	s.route("/readyz", false, map[string]http.HandlerFunc{"GET": s.readyz})
