@@ -47,7 +47,7 @@ func (f *fakeSink) named(alertname string) []triage.Event {
 	return out
 }
 
-func newTestPipeline(t *testing.T, sink *fakeSink, tweak func(*PipelineOptions)) *Pipeline {
+func newTestPipeline(t testing.TB, sink *fakeSink, tweak func(*PipelineOptions)) *Pipeline {
 	t.Helper()
 	opts := PipelineOptions{
 		NewErrorTemplates: true,
@@ -256,4 +256,33 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%d labels", len(rec.Labels))
 		}
 	})
+}
+
+// BenchmarkPipeline: JSON log records of the 8 loghub systems (a level, a
+// service, a timestamp each) through decoding, mining, statistics and event
+// checks, as the Kafka logs consumer hands them over, in batches of 500.
+func BenchmarkPipeline(b *testing.B) {
+	var recs []ingest.LogRecord
+	for _, sys := range loghubSystems {
+		for i, l := range readLoghub(b, sys) {
+			level := "info"
+			if i%10 == 0 {
+				level = "error"
+			}
+			recs = append(recs, record(t0.Add(time.Duration(len(recs))*10*time.Millisecond), level, l.content, "service", sys))
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for range b.N {
+		p := newTestPipeline(b, &fakeSink{}, nil)
+		for i := 0; i < len(recs); i += 500 {
+			if err := p.Logs(context.Background(), recs[i:min(i+500, len(recs))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += len(recs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
