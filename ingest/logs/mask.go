@@ -373,6 +373,9 @@ func isIPv4Port(s string) bool {
 }
 
 func isIPv6(s string) bool {
+	if s == "" {
+		return false
+	}
 	if s[0] == '[' {
 		end := strings.IndexByte(s, ']')
 		if end < 0 || !isIPv6(s[1:end]) {

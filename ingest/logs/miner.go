@@ -142,6 +142,9 @@ func NewMiner(opts Options) (*Miner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mask %q: %w", mk.Name, err)
 		}
+		if re.MatchString("") {
+			return nil, fmt.Errorf("mask %q: %q matches the empty string: it would mask between every character", mk.Name, mk.Regex)
+		}
 		if m.userNames == nil {
 			m.userNames = make(map[string]struct{})
 		}

@@ -91,6 +91,11 @@ type Pipeline struct {
 	tpl  map[uint64]*tplStat
 	spk  map[spikeKey]*spikeState
 	m    pipelineMetrics
+	// done is the last offset processed per topic/partition, and pending
+	// the events of processed records not yet submitted: a batch retried
+	// after a failed submission is not mined twice and loses no event.
+	done    map[string]int64
+	pending []triage.Event
 }
 
 type tplStat struct {
@@ -105,7 +110,8 @@ type counter struct {
 	start time.Time
 	n     int
 	base  float64
-	seen  int // intervals folded into base
+	seen  int     // intervals folded into base
+	capAt float64 // when set, the current interval folds in at most this (a spike)
 }
 
 const baselineAlpha = 0.2
@@ -118,7 +124,12 @@ func (c *counter) add(t time.Time, every time.Duration) {
 	case b.After(c.start):
 		// Fold the finished interval and the empty ones after it.
 		gaps := int(b.Sub(c.start) / every)
-		c.fold(float64(c.n))
+		n := float64(c.n)
+		if c.capAt > 0 && n > c.capAt {
+			n = c.capAt
+		}
+		c.capAt = 0
+		c.fold(n)
 		for i := 1; i < gaps && i < 64; i++ {
 			c.fold(0)
 		}
@@ -146,12 +157,24 @@ type spikeKey struct {
 type spikeState struct {
 	counter
 	raised time.Time // interval a spike was raised for
+	streak int       // consecutive intervals with a spike
 }
 
+// spikeWarmup is how many intervals a baseline learns before spikes count;
+// spikeAdapt is how many spiking intervals in a row make a level the norm.
+const (
+	spikeWarmup = 5
+	spikeAdapt  = 30
+)
+
+// spikeLabels are the labels a spike event keeps: the service's, not one
+// record's pod or host.
+var spikeLabels = []string{"service", "app", "namespace", "cluster", "env", "job"}
+
 type pipelineMetrics struct {
-	records, undecodable, submitErrors prometheus.Counter
-	events                             *prometheus.CounterVec
-	templates                          prometheus.GaugeFunc
+	records, undecodable, submitErrors, failed prometheus.Counter
+	events                                     *prometheus.CounterVec
+	templates                                  prometheus.GaugeFunc
 }
 
 // NewPipeline builds a pipeline, restoring mined templates from StatePath.
@@ -175,7 +198,10 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{opts: opts, mine: m, tpl: make(map[uint64]*tplStat), spk: make(map[spikeKey]*spikeState)}
+	if opts.Sink == nil {
+		return nil, errors.New("log pipeline: no sink for its events")
+	}
+	p := &Pipeline{opts: opts, mine: m, tpl: make(map[uint64]*tplStat), spk: make(map[spikeKey]*spikeState), done: make(map[string]int64)}
 	if opts.StatePath != "" {
 		data, err := os.ReadFile(opts.StatePath)
 		switch {
@@ -190,6 +216,13 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 					return nil, err
 				}
 				p.mine = m
+				// Ids above any the lost state can have handed out: an id
+				// names its template in the log_template label of alerts.
+				m.nextID = uint64(opts.Now().UnixNano())
+			} else {
+				// Templates made after the last save (before a crash) had
+				// ids from here: skip past them.
+				m.nextID += idReserve
 			}
 		}
 	}
@@ -198,6 +231,8 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		records: f.NewCounter(prometheus.CounterOpts{Name: "triage_logs_records_total", Help: "Log records mined."}),
 		undecodable: f.NewCounter(prometheus.CounterOpts{Name: "triage_logs_plain_records_total",
 			Help: "Log records that were not JSON objects: their whole value was mined as the message."}),
+		failed: f.NewCounter(prometheus.CounterOpts{Name: "triage_logs_failed_records_total",
+			Help: "Log records skipped because mining them failed (logged with their offset)."}),
 		submitErrors: f.NewCounter(prometheus.CounterOpts{Name: "triage_logs_submit_errors_total",
 			Help: "Failed submissions of log events (the consumer retries the batch)."}),
 		events: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_logs_events_total",
@@ -207,6 +242,14 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		func() float64 { p.mu.Lock(); defer p.mu.Unlock(); return float64(p.mine.Len()) })
 	return p, nil
 }
+
+// idReserve is how far ids jump at a restart: more templates than can be
+// made between two saves (30 s).
+const idReserve = 1 << 20
+
+// maxMinedBytes bounds the part of a message that is mined: a stack trace
+// or a JSON blob sent as one message must not make a huge template.
+const maxMinedBytes = 4096
 
 // Record is one decoded log record.
 type Record struct {
@@ -236,7 +279,7 @@ func Decode(value []byte, f Fields, fallback time.Time) (Record, bool) {
 	}
 	rec.Message = str(f.Message)
 	if ts := str(f.Time); ts != "" {
-		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Year() >= 1970 && t.Year() < 2200 {
 			rec.Time = t
 		}
 	}
@@ -295,7 +338,10 @@ func errorish(level, template string) bool {
 // they raise. It returns once the events are durable, so the consumer
 // commits the records' offsets only then.
 func (p *Pipeline) Logs(ctx context.Context, records []ingest.LogRecord) error {
-	events := p.process(records)
+	p.mu.Lock()
+	p.pending = append(p.pending, p.process(records)...)
+	events := p.pending
+	p.mu.Unlock()
 	if len(events) == 0 {
 		return nil
 	}
@@ -303,16 +349,22 @@ func (p *Pipeline) Logs(ctx context.Context, records []ingest.LogRecord) error {
 		p.m.submitErrors.Inc()
 		return fmt.Errorf("submitting %d log events: %w", len(events), err)
 	}
+	p.mu.Lock()
+	p.pending = p.pending[len(events):] // what was submitted; later additions stay
+	if len(p.pending) == 0 {
+		p.pending = nil
+	}
+	p.mu.Unlock()
 	return nil
 }
 
+// process mines records not processed before and returns their events.
+// The caller holds p.mu.
 func (p *Pipeline) process(records []ingest.LogRecord) []triage.Event {
 	var rs *rules.Set
 	if p.opts.Rules != nil {
 		rs = p.opts.Rules()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	byFP := map[string]int{}
 	var out []triage.Event
 	emit := func(kind string, ev triage.Event) {
@@ -329,25 +381,52 @@ func (p *Pipeline) process(records []ingest.LogRecord) []triage.Event {
 		out = append(out, ev)
 	}
 	for _, r := range records {
+		if r.Topic != "" {
+			part := r.Topic + "/" + strconv.Itoa(r.Partition)
+			if last, ok := p.done[part]; ok && r.Offset <= last {
+				continue // a retried batch: mined already, its events are pending
+			}
+			p.done[part] = r.Offset
+		}
+		p.one(r, rs, emit)
+	}
+	p.prune()
+	return out
+}
+
+// one mines one record; a record the miner cannot take is counted and
+// skipped rather than stopping the consumer on it for ever.
+func (p *Pipeline) one(r ingest.LogRecord, rs *rules.Set, emit func(string, triage.Event)) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.m.failed.Inc()
+			p.opts.Logger.Error("log record skipped: mining it failed", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "panic", fmt.Sprint(v))
+		}
+	}()
+	{
 		rec, ok := Decode(r.Value, p.opts.Fields, r.Time)
 		if !ok {
 			p.m.undecodable.Inc()
 		}
-		if rec.Time.IsZero() {
-			rec.Time = p.opts.Now()
+		now := p.opts.Now()
+		if rec.Time.IsZero() || rec.Time.After(now.Add(time.Minute)) {
+			rec.Time = now // a clock far ahead must not stall the rate counters
 		}
 		p.m.records.Inc()
-		if rec.Message == "" {
-			continue
+		if strings.TrimSpace(rec.Message) == "" {
+			return
 		}
-		id, isNew := p.mine.Add(rec.Message)
+		id, isNew := p.mine.Add(truncate(rec.Message, maxMinedBytes))
 		tpl, _ := p.mine.Template(id)
 		st := p.tpl[id]
 		if st == nil {
 			st = &tplStat{first: rec.Time}
 			p.tpl[id] = st
 		}
-		st.last = rec.Time
+		if rec.Time.After(st.last) {
+			st.last = rec.Time
+		}
 		st.lastMinute.add(rec.Time, time.Minute)
 		isErr := errorish(rec.Level, tpl.Text)
 		st.errorish = st.errorish || isErr
@@ -374,8 +453,6 @@ func (p *Pipeline) process(records []ingest.LogRecord) []triage.Event {
 			}
 		}
 	}
-	p.prune()
-	return out
 }
 
 // spike counts an error record and reports a spike event, at most one per
@@ -390,11 +467,31 @@ func (p *Pipeline) spike(id uint64, service string, rec Record, text string) (tr
 	o := p.opts.Spike
 	s.add(rec.Time, o.Interval)
 	threshold := o.Factor * max(s.base, 1)
-	if s.n < o.MinCount || float64(s.n) <= threshold || !s.raised.Before(s.start) {
+	// A spike needs a learned baseline (spikeWarmup intervals): a template
+	// that is steady from the start, or after a restart, is not a spike.
+	if s.seen < spikeWarmup || s.n < o.MinCount || float64(s.n) <= threshold || !s.raised.Before(s.start) {
 		return triage.Event{}, false
 	}
+	if s.raised.Equal(s.start.Add(-o.Interval)) {
+		s.streak++
+	} else {
+		s.streak = 1
+	}
 	s.raised = s.start
-	ev := p.event(AlertErrorSpike, triage.SeverityError, rec, id, text,
+	if s.streak < spikeAdapt {
+		// A spike does not become its own baseline, so a storm stays a
+		// spike; a level that lasts spikeAdapt intervals becomes the norm.
+		s.capAt = max(s.base, 1)
+	}
+	// One alert per template and service: service-level labels only, not
+	// the pod or host of whichever record crossed the threshold.
+	svc := Record{Time: rec.Time, Labels: map[string]string{}}
+	for _, k := range spikeLabels {
+		if v := rec.Labels[k]; v != "" {
+			svc.Labels[k] = v
+		}
+	}
+	ev := p.event(AlertErrorSpike, triage.SeverityError, svc, id, text,
 		fmt.Sprintf("%d records of an error template in %s, baseline %.1f: %s", s.n, o.Interval, s.base, text))
 	ev.EndsAt = rec.Time.Add(2 * o.Interval)
 	return ev, true
@@ -403,7 +500,9 @@ func (p *Pipeline) spike(id uint64, service string, rec Record, text string) (tr
 func (p *Pipeline) event(alertname, severity string, rec Record, id uint64, text, summary string) triage.Event {
 	labels := make(map[string]string, len(rec.Labels)+3)
 	for k, v := range rec.Labels {
-		labels[k] = v
+		if len(v) <= triage.MaxLabelBytes && utf8.ValidString(v) && k != "" && len(k) <= 256 {
+			labels[k] = v // an oversize label must not cost the whole event
+		}
 	}
 	labels["alertname"] = alertname
 	labels["log_template"] = strconv.FormatUint(id, 10)
@@ -508,7 +607,8 @@ func (p *Pipeline) Save() error {
 		return fmt.Errorf("saving log templates: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
+	_, err = tmp.Write(data)
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
@@ -516,6 +616,13 @@ func (p *Pipeline) Save() error {
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), p.opts.StatePath)
+	}
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(filepath.Dir(p.opts.StatePath)); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("saving log templates: %w", err)

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -378,14 +379,17 @@ func (c *Config) Validate() []fieldError {
 		if !maskName.MatchString(m.Name) {
 			add(fmt.Sprintf("logs.masks.%d.name", i), "%q is not a mask name (letters, digits, _)", m.Name)
 		}
-		if _, err := regexp.Compile(m.Regex); err != nil || m.Regex == "" {
+		switch re, err := regexp.Compile(m.Regex); {
+		case err != nil:
 			add(fmt.Sprintf("logs.masks.%d.regex", i), "not a regular expression: %v", err)
+		case re.MatchString(""):
+			add(fmt.Sprintf("logs.masks.%d.regex", i), "%q matches the empty string: it would mask between every character", m.Regex)
 		}
 	}
 	if lg.Spike.Interval <= 0 {
 		add("logs.spike.interval", "must be positive")
 	}
-	if lg.Spike.Factor < 0 {
+	if lg.Spike.Factor < 0 || math.IsNaN(lg.Spike.Factor) || math.IsInf(lg.Spike.Factor, 0) {
 		add("logs.spike.factor", "must not be negative (0: no spike events)")
 	}
 	if lg.Spike.MinCount < 1 {

@@ -75,6 +75,8 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"max hops out of range", "correlation:\n  window: 1m\n  max_hops: 11\n", []string{"t.yaml:3: correlation.max_hops: must be between 0 and 10"}},
 		{"unknown relation", "correlation:\n  relations: [depends_on, owns]\n", []string{"t.yaml:2: correlation.relations.1: \"owns\" is not"}},
 		{"flapping needs two changes", "correlation:\n  flapping:\n    changes: 1\n", []string{"t.yaml:3: correlation.flapping.changes: must be 0 (off) or at least 2"}},
+		{"log mask matching nothing", "logs:\n  masks:\n    - {name: ID, regex: '[0-9]*'}\n", []string{"t.yaml:3: logs.masks.0.regex: \"[0-9]*\" matches the empty string"}},
+		{"log spike factor NaN", "logs:\n  spike: {factor: .nan}\n", []string{"t.yaml:2: logs.spike.factor: must not be negative"}},
 		{"min alerts zero", "correlation:\n  min_alerts: 0\n", []string{"t.yaml:2: correlation.min_alerts: must be at least 1"}},
 		{"two problems", "listen: x\nstore:\n  max_batch: 0\n", []string{"t.yaml:1: listen:", "t.yaml:3: store.max_batch"}},
 	}
