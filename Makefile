@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: test vet fmt-check unit fuzz-smoke build services
+.PHONY: test vet fmt-check unit fuzz-smoke build services bench
 
 ## test: everything CI runs: services, format, vet, race tests, a short fuzz of each decoder
 test: services fmt-check vet unit fuzz-smoke
@@ -35,3 +35,8 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rules
 	$(GO) test -run='^$$' -fuzz='^FuzzMine$$' -fuzztime=$(FUZZTIME) ./ingest/logs
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=5s ./ingest/logs
+
+## bench: Triage side by side with a real Alertmanager, a load sweep and plot, Kafka and
+## correlation-core benchmarks; results in bench-results/<date> (see BENCHMARKS.md). Not part of test.
+bench:
+	deploy/bench/run.sh

@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Benchmark harness: Triage side by side with a real Alertmanager on loopback,
+# an offered-load sweep with a plot, Kafka → incident throughput with the real
+# broker, and the correlation-core Go benchmarks. See BENCHMARKS.md.
+#
+#   make bench                   # or: deploy/bench/run.sh
+#   BENCH_OUT=/tmp/b deploy/bench/run.sh
+#
+# Every process it starts is stopped on exit (also on Ctrl-C), the Kafka
+# broker too when it was not already running; every run gets
+# fresh temporary data directories, so running it again measures the same
+# thing. Results go to $BENCH_OUT (default bench-results/<UTC date-time>):
+#   summary.md          every figure, with the machine it was measured on
+#   sidebyside.jsonl    one line per load run (triage-loadgen JSON + memory)
+#   sweep.csv           offered load → achieved throughput, p50/p99 latency
+#   throughput-latency.png  the plot of sweep.csv
+#   kafka.txt, gobench.txt  raw output of the Kafka bench and go test -bench
+#   logs/               daemon logs
+#
+# Environment (defaults in brackets):
+#   BENCH_OUT          output directory [bench-results/<date>]
+#   BENCH_REPS         repetitions of each side-by-side run [3]
+#   BENCH_CONCURRENCY  senders in the side-by-side runs [8]
+#   BENCH_DUP          share of duplicate alerts in the side-by-side runs [0.5]
+#   BENCH_REQ_10       requests of 10 alerts per side-by-side run [12000]
+#   BENCH_REQ_1        requests of 1 alert per side-by-side run [40000]
+#   BENCH_RATES        offered loads of the sweep, events/s [1000 2000 5000 10000 15000 20000]
+#   BENCH_SWEEP_DURATION  length of each sweep step [10s]
+#   BENCH_SWEEP_AM     also sweep Alertmanager: 1 or 0 [1]
+#   BENCH_KAFKA_MESSAGES  messages of the Kafka bench, 0 to skip [200000]
+#   BENCH_KAFKA_REPS   repetitions of the Kafka bench [3]
+#   BENCH_GOBENCH      run the Go benchmarks: 1 or 0 [1]
+#   BENCH_GOBENCH_COUNT  go test -count [3]
+#   GO                 go command [go]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+GO="${GO:-go}"
+OUT="${BENCH_OUT:-$ROOT/bench-results/$(date -u +%Y-%m-%dT%H%MZ)}"
+REPS="${BENCH_REPS:-3}"
+CONC="${BENCH_CONCURRENCY:-8}"
+DUP="${BENCH_DUP:-0.5}"
+REQ_10="${BENCH_REQ_10:-12000}"
+REQ_1="${BENCH_REQ_1:-40000}"
+RATES="${BENCH_RATES:-1000 2000 5000 10000 15000 20000}"
+SWEEP_DURATION="${BENCH_SWEEP_DURATION:-10s}"
+SWEEP_AM="${BENCH_SWEEP_AM:-1}"
+KAFKA_MESSAGES="${BENCH_KAFKA_MESSAGES:-200000}"
+KAFKA_REPS="${BENCH_KAFKA_REPS:-3}"
+GOBENCH="${BENCH_GOBENCH:-1}"
+GOBENCH_COUNT="${BENCH_GOBENCH_COUNT:-3}"
+SWEEP_PER_REQUEST=10 # alerts per request in the sweep (Prometheus batches alerts)
+
+log() { echo "bench: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in curl jq awk; do
+  command -v "$tool" >/dev/null || die "'$tool' is needed"
+done
+command -v "$GO" >/dev/null || die "'$GO' not found"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/triage-bench.XXXXXX")"
+PIDS=()
+KAFKA_STARTED=0
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ $KAFKA_STARTED == 1 ]]; then # started here: leave the machine as it was
+    deploy/dev/kafka.sh stop >/dev/null 2>&1 || true
+  fi
+  if [[ -d "$TMP/logs" && -d "$OUT" ]]; then
+    mkdir -p "$OUT/logs" && cp -r "$TMP/logs/." "$OUT/logs/" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$OUT" "$TMP/bin" "$TMP/logs"
+log "results in $OUT"
+
+# --- 1. build -------------------------------------------------------------
+log "building triage, triage-loadgen and the plotter"
+"$GO" build -o "$TMP/bin/triage" ./cmd/triage
+"$GO" build -o "$TMP/bin/triage-loadgen" ./cmd/triage-loadgen
+"$GO" build -o "$TMP/bin/plot" ./deploy/bench/plot
+AM_BIN="$(deploy/dev/alertmanager.sh build)" || die "cannot build Alertmanager (deploy/dev/alertmanager.sh build)"
+AM_VERSION="$("$AM_BIN" --version 2>&1 | head -1)"
+LOADGEN="$TMP/bin/triage-loadgen"
+
+# free_port prints a loopback TCP port nobody listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_ready URL: until GET URL answers 2xx (10 s).
+wait_ready() {
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  die "$1 did not become ready"
+}
+
+# metric URL NAME: the sum of NAME's series on URL/metrics (empty when absent).
+metric() {
+  curl -sf "$1/metrics" | awk -v n="$2" '
+    $1 == n || index($1, n "{") == 1 { s += $NF; found = 1 }
+    END { if (found) printf "%.0f\n", s }'
+}
+
+TRIAGE_URL="" TRIAGE_PID="" AM_URL="" AM_PID=""
+start_triage() { # fresh data dir; sets TRIAGE_URL, TRIAGE_PID
+  local port dir
+  port="$(free_port)"
+  dir="$(mktemp -d "$TMP/triage-data.XXXXXX")"
+  "$TMP/bin/triage" serve --listen "127.0.0.1:$port" --data-dir "$dir" >>"$TMP/logs/triage.log" 2>&1 &
+  TRIAGE_PID=$!
+  PIDS+=("$TRIAGE_PID")
+  TRIAGE_URL="http://127.0.0.1:$port"
+  wait_ready "$TRIAGE_URL/readyz"
+}
+start_am() { # fresh storage; a route to a receiver with no integrations; no cluster
+  local port dir
+  port="$(free_port)"
+  dir="$(mktemp -d "$TMP/am-data.XXXXXX")"
+  cat >"$dir/alertmanager.yml" <<'EOF'
+route:
+  receiver: "null"
+receivers:
+  - name: "null"
+EOF
+  "$AM_BIN" --config.file="$dir/alertmanager.yml" --storage.path="$dir" \
+    --web.listen-address="127.0.0.1:$port" --cluster.listen-address= >>"$TMP/logs/alertmanager.log" 2>&1 &
+  AM_PID=$!
+  PIDS+=("$AM_PID")
+  AM_URL="http://127.0.0.1:$port"
+  wait_ready "$AM_URL/-/ready"
+}
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# --- 2, 3. side by side -----------------------------------------------------
+# Each repetition starts both daemons fresh and sends the same request
+# sequence (same seed, same count, same duplicates) flat out to each, in
+# alternating order; memory is read from each one's /metrics after its run.
+SIDE="$OUT/sidebyside.jsonl"
+: >"$SIDE"
+load_run() { # target url per_request requests rep
+  local target=$1 url=$2 per=$3 requests=$4 rep=$5 rss inuse live live0 alerts
+  live0="$(metric "$url" go_gc_heap_live_bytes)"
+  "$LOADGEN" --url "$url" --format v2 --alerts-per-request "$per" --concurrency "$CONC" \
+    --requests "$requests" --duration 120s --duplicate-ratio "$DUP" --output json --allow-errors \
+    >"$TMP/run.json" 2>>"$TMP/logs/loadgen.log"
+  rss="$(metric "$url" process_resident_memory_bytes)"
+  inuse="$(metric "$url" go_memstats_heap_inuse_bytes)"
+  live="$(metric "$url" go_gc_heap_live_bytes)"
+  if [[ $target == triage ]]; then
+    alerts="$(metric "$url" triage_correlate_alerts_live)"
+  else # every state: active, suppressed, unprocessed
+    alerts="$(metric "$url" alertmanager_alerts)"
+  fi
+  jq -c --arg target "$target" --argjson rep "$rep" --arg rss "${rss:-}" --arg inuse "${inuse:-}" \
+    --arg live "${live:-}" --arg live0 "${live0:-}" --arg alerts "${alerts:-}" \
+    '. + {target: $target, rep: $rep,
+          rss_bytes: ($rss | tonumber? // null), heap_inuse_bytes: ($inuse | tonumber? // null),
+          heap_live_bytes: ($live | tonumber? // null), heap_live_before_bytes: ($live0 | tonumber? // null),
+          alerts_live: ($alerts | tonumber? // null)}' "$TMP/run.json" | tee -a "$SIDE" |
+    jq -r '"bench:   \(.target) \(.alerts_per_request)/req rep \(.rep): \(.alerts_per_s) alerts/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, rss \((.rss_bytes // 0) / 1048576 | floor) MiB, errors \(.errors)"' >&2
+}
+for per in 10 1; do
+  requests=$REQ_10
+  [[ $per == 1 ]] && requests=$REQ_1
+  for rep in $(seq 1 "$REPS"); do
+    log "side by side: $per alert(s)/request, $requests requests, duplicates $DUP, concurrency $CONC, repetition $rep/$REPS"
+    start_triage
+    start_am
+    if ((rep % 2 == 1)); then
+      load_run triage "$TRIAGE_URL" "$per" "$requests" "$rep"
+      load_run alertmanager "$AM_URL" "$per" "$requests" "$rep"
+    else
+      load_run alertmanager "$AM_URL" "$per" "$requests" "$rep"
+      load_run triage "$TRIAGE_URL" "$per" "$requests" "$rep"
+    fi
+    stop_pid "$TRIAGE_PID"
+    stop_pid "$AM_PID"
+  done
+done
+
+# Medians per (alerts per request, target), then the ratios.
+MEDIANS="$(jq -s '
+  def med(f): (map(f) | map(select(. != null)) | sort) as $v | if ($v | length) == 0 then null else $v[($v | length) / 2 | floor] end;
+  group_by([.alerts_per_request, .target]) | map({
+    per: .[0].alerts_per_request, target: .[0].target, runs: length,
+    alerts_per_s: med(.alerts_per_s), p50_ms: med(.p50_ms), p99_ms: med(.p99_ms),
+    rss_mib: med(.rss_bytes / 1048576), heap_inuse_mib: med(.heap_inuse_bytes / 1048576),
+    heap_live_mib: med(if .heap_live_bytes then .heap_live_bytes / 1048576 else null end),
+    bytes_per_alert: med(if .heap_live_bytes and .alerts_live and .alerts_live > 0
+                         then (.heap_live_bytes - (.heap_live_before_bytes // 0)) / .alerts_live else null end),
+    alerts_live: med(.alerts_live), errors: (map(.errors) | add),
+    duplicate_ratio: med(.duplicate_ratio)})' "$SIDE")"
+echo "$MEDIANS" >"$OUT/sidebyside-medians.json"
+
+# --- 4. offered-load sweep ----------------------------------------------------
+SWEEP="$OUT/sweep.csv"
+echo "target,offered_eps,achieved_eps,p50_ms,p99_ms,errors,late" >"$SWEEP"
+sweep() { # target start_function
+  local target=$1 url eps rate
+  "$2"
+  if [[ $target == triage ]]; then url=$TRIAGE_URL; else url=$AM_URL; fi
+  for eps in $RATES; do
+    rate=$(awk -v e="$eps" -v p="$SWEEP_PER_REQUEST" 'BEGIN { print e / p }')
+    log "sweep: $target at $eps events/s ($rate requests/s of $SWEEP_PER_REQUEST) for $SWEEP_DURATION"
+    "$LOADGEN" --url "$url" --format v2 --alerts-per-request "$SWEEP_PER_REQUEST" --concurrency 64 \
+      --rate "$rate" --duration "$SWEEP_DURATION" --warmup 1s --unique 20000 --output json --allow-errors \
+      >"$TMP/run.json" 2>>"$TMP/logs/loadgen.log"
+    jq -r --arg t "$target" --arg e "$eps" \
+      '"\($t),\($e),\(.alerts_per_s),\(.p50_ms),\(.p99_ms),\(.errors),\(.late // 0)"' "$TMP/run.json" | tee -a "$SWEEP" |
+      sed 's/^/bench:   /' >&2
+  done
+  if [[ $target == triage ]]; then stop_pid "$TRIAGE_PID"; else stop_pid "$AM_PID"; fi
+}
+sweep triage start_triage
+[[ $SWEEP_AM == 1 ]] && sweep alertmanager start_am
+
+# --- 5. plot ------------------------------------------------------------------
+"$TMP/bin/plot" -in "$SWEEP" -out "$OUT/throughput-latency.png"
+log "plot: $OUT/throughput-latency.png"
+
+# --- 6. Kafka → incident ------------------------------------------------------
+KAFKA_NOTE="" KAFKA_OVERALL="" KAFKA_STEADY=""
+if [[ $KAFKA_MESSAGES == 0 ]]; then
+  KAFKA_NOTE="skipped: BENCH_KAFKA_MESSAGES=0"
+elif ! { deploy/dev/kafka.sh status >/dev/null 2>&1 || KAFKA_STARTED=1; } ||
+  ! deploy/dev/kafka.sh start >"$TMP/logs/kafka-start.log" 2>&1; then
+  KAFKA_NOTE="skipped: deploy/dev/kafka.sh start failed (needs Java 17+ and, the first time, Maven): $(tail -1 "$TMP/logs/kafka-start.log")"
+else
+  eval "$(deploy/dev/kafka.sh env)"
+  : >"$OUT/kafka.txt"
+  for rep in $(seq 1 "$KAFKA_REPS"); do
+    log "Kafka → incident: $KAFKA_MESSAGES messages, repetition $rep/$KAFKA_REPS"
+    KAFKA_BROKERS="$KAFKA_BROKERS" TRIAGE_KAFKA_BENCH="$KAFKA_MESSAGES" \
+      "$GO" test -run '^TestKafkaThroughput$' -count=1 -v ./internal/app/ >>"$OUT/kafka.txt" 2>&1 ||
+      KAFKA_NOTE="a Kafka bench run failed; see kafka.txt"
+  done
+  med_field() { # the median of the number before "$1" in kafka.txt's result lines
+    grep -o "[0-9]* events/s $1" "$OUT/kafka.txt" | awk '{ print $1 }' | sort -n |
+      awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+  }
+  KAFKA_OVERALL="$(med_field overall)"
+  KAFKA_STEADY="$(med_field steady)"
+  [[ -n $KAFKA_OVERALL ]] || KAFKA_NOTE="${KAFKA_NOTE:-no result line in kafka.txt}"
+  log "Kafka → incident: median $KAFKA_OVERALL events/s overall, $KAFKA_STEADY steady"
+fi
+
+# --- 7. correlation-core Go benchmarks ----------------------------------------
+GOBENCH_TABLE=""
+if [[ $GOBENCH == 1 ]]; then
+  log "go test -bench (count $GOBENCH_COUNT): internal/scenario, rules, ingest/logs"
+  "$GO" test ./internal/scenario ./rules ./ingest/logs -run XXX -bench . -count "$GOBENCH_COUNT" >"$OUT/gobench.txt" 2>&1 ||
+    log "go test -bench failed; see gobench.txt"
+  # Median of every reported metric per benchmark (B/op and allocs/op left out).
+  GOBENCH_TABLE="$(awk '
+    /^pkg: / { pkg = $2; sub(".*/triage/", "", pkg) }
+    /^Benchmark/ {
+      name = $1; sub(/-[0-9]+$/, "", name)
+      for (i = 3; i < NF; i += 2) {
+        unit = $(i + 1)
+        if (unit == "B/op" || unit == "allocs/op") continue
+        key = pkg "\t" name "\t" unit
+        if (!(key in n)) order[++keys] = key
+        vals[key, ++n[key]] = $i
+      }
+    }
+    END {
+      for (k = 1; k <= keys; k++) {
+        key = order[k]; c = n[key]
+        for (i = 1; i <= c; i++) v[i] = vals[key, i] + 0
+        for (i = 2; i <= c; i++) for (j = i; j > 1 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+        split(key, f, "\t")
+        m = v[int((c + 1) / 2)]
+        printf "| %s | %s | %s | %s | %d |\n", f[1], f[2], f[3], (m >= 100 ? sprintf("%.0f", m) : sprintf("%.4g", m)), c
+      }
+    }' "$OUT/gobench.txt")"
+fi
+
+# --- 8. summary ---------------------------------------------------------------
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+MEM="$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+[[ -n "$(git status --porcelain 2>/dev/null)" ]] && REV="$REV (with uncommitted changes)"
+ratio() { jq -r --argjson per "$1" --arg f "$2" '
+  (map(select(.per == $per)) | map({key: .target, value: .[$f]}) | from_entries) as $m
+  | if $m.triage and $m.alertmanager then ($m.triage / $m.alertmanager * 100 | round / 100 | tostring) else "n/a" end' <<<"$MEDIANS"; }
+
+{
+  echo "# Triage benchmark results"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $CPU, $(nproc) CPUs, $MEM RAM, $(uname -sr)"
+  echo "- $("$GO" version)"
+  echo "- triage: $REV; Alertmanager: $AM_VERSION"
+  echo "- load generator, daemons and benchmarks share the machine (loopback)"
+  echo
+  echo "## Side by side: POST /api/v2/alerts, flat out"
+  echo
+  echo "Same request sequence to each (seed 1), $CONC senders, duplicate share $DUP,"
+  echo "$REQ_10 requests of 10 alerts / $REQ_1 requests of 1 alert per run; medians of $REPS runs,"
+  echo "fresh daemons each run, targets alternating. Memory read from each daemon's /metrics after its run."
+  echo
+  echo "| alerts/request | target | alerts/s | p50 ms | p99 ms | RSS MiB | heap in use MiB | heap live MiB | live alerts | B/alert (heap live) | errors |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  jq -r '.[] | "| \(.per) | \(.target) | \(.alerts_per_s | round) | \(.p50_ms) | \(.p99_ms) | \(.rss_mib * 10 | round / 10) | \(.heap_inuse_mib * 10 | round / 10) | \(if .heap_live_mib then (.heap_live_mib * 10 | round / 10) else "n/a" end) | \(.alerts_live // "n/a") | \(if .bytes_per_alert then (.bytes_per_alert | round) else "n/a" end) | \(.errors) |"' <<<"$MEDIANS"
+  echo
+  echo "| alerts/request | Triage/Alertmanager throughput | Triage/Alertmanager RSS | Triage/Alertmanager heap in use |"
+  echo "| --- | --- | --- | --- |"
+  for per in 10 1; do
+    echo "| $per | $(ratio "$per" alerts_per_s) | $(ratio "$per" rss_mib) | $(ratio "$per" heap_inuse_mib) |"
+  done
+  echo
+  echo "## Offered-load sweep ($SWEEP_PER_REQUEST alerts/request, 64 senders, open loop, $SWEEP_DURATION per step)"
+  echo
+  echo "Latency counts from each request's scheduled send time, so queueing shows. Plot: throughput-latency.png."
+  echo
+  echo "| target | offered events/s | achieved events/s | p50 ms | p99 ms | errors | late starts |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  tail -n +2 "$SWEEP" | awk -F, '{ printf "| %s | %s | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }'
+  echo
+  echo "## Kafka → durable incident state (real broker, TestKafkaThroughput)"
+  echo
+  if [[ -n $KAFKA_OVERALL ]]; then
+    echo "$KAFKA_MESSAGES messages, medians of $KAFKA_REPS runs: **$KAFKA_OVERALL events/s** overall (daemon start to last commit), $KAFKA_STEADY events/s steady."
+  fi
+  [[ -n $KAFKA_NOTE ]] && echo "$KAFKA_NOTE"
+  echo
+  echo "## Correlation core (go test -bench, medians of $GOBENCH_COUNT)"
+  echo
+  if [[ -n $GOBENCH_TABLE ]]; then
+    echo "| package | benchmark | unit | median | runs |"
+    echo "| --- | --- | --- | --- | --- |"
+    echo "$GOBENCH_TABLE"
+  else
+    echo "skipped (BENCH_GOBENCH=0)"
+  fi
+} >"$OUT/summary.md"
+
+cat "$OUT/summary.md"
+log "done: $OUT/summary.md"
