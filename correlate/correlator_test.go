@@ -158,6 +158,9 @@ func TestTopologyCascadeIsOneIncident(t *testing.T) {
 			users.IncidentID, usvc.IncidentID, db.IncidentID)
 	}
 	inc := h.incident(db.IncidentID)
+	if inc.Service != "orders" {
+		t.Fatalf("service %q: db-orders names no service; the joining alert's CI svc-orders does (orders)", inc.Service)
+	}
 	if inc.RootCause.CI != "db-orders" || !strings.Contains(inc.RootCause.Reason, "1 of the 1 other affected CIs depend on db-orders (database)") {
 		t.Fatalf("root cause = %+v", inc.RootCause)
 	}

@@ -466,6 +466,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 		inc.RootCause.Reason = "no alert names a configuration item"
 	}
 	e.route(inc, a)
+	e.serviceFromCI(inc, a)
 	if e.opts.MinAlerts > 1 {
 		inc.Held = true
 	}
@@ -526,6 +527,17 @@ func routingOf(r triage.Routing) *triage.Routing {
 		return nil
 	}
 	return &r
+}
+
+// serviceFromCI names the incident's business service from the CMDB when
+// no label or rule did: the service of the CI the alert bound to.
+func (e *Engine) serviceFromCI(inc *incidentState, a *alertState) {
+	if inc.Service != "" {
+		return
+	}
+	if ci := e.opts.Topology.ciOf(a.Binding); ci != nil {
+		inc.Service = ci.Service
+	}
 }
 
 // commonLabels keeps the labels every alert of the incident shares.
@@ -651,6 +663,7 @@ func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
 	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, msg, a.Fingerprint)
 	commonLabels(inc, a.Labels)
 	e.route(inc, a)
+	e.serviceFromCI(inc, a)
 	e.raiseSeverity(inc, a.Severity, now)
 	e.releaseHeld(inc, now)
 	e.markIncident(inc)
