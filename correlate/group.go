@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func (g *LabelGrouper) Join(id uint64, a *triage.Alert, now time.Time) {
 		key = g.Key(a.Labels)
 	}
 	grps := g.groups[key]
-	i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmpU64(lg.id, id) })
+	i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmp.Compare(lg.id, id) })
 	if found {
 		if now.After(grps[i].last) {
 			grps[i].last = now
@@ -137,7 +138,7 @@ func (g *LabelGrouper) Touch(id uint64, now time.Time) {
 		return
 	}
 	grps := g.groups[key]
-	if i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmpU64(lg.id, id) }); found && now.After(grps[i].last) {
+	if i, found := slices.BinarySearchFunc(grps, id, func(lg labelGroup, id uint64) int { return cmp.Compare(lg.id, id) }); found && now.After(grps[i].last) {
 		grps[i].last = now
 	}
 }

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -69,18 +70,8 @@ func (m *Memory) Incidents() []triage.Incident {
 		inc.Timeline = append([]triage.TimelineEntry{}, m.timeline[id]...)
 		out = append(out, inc)
 	}
-	slices.SortFunc(out, func(a, b triage.Incident) int { return cmpU64(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b triage.Incident) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Replay runs normalised events through e on a clock taken from the events:

@@ -439,28 +439,10 @@ type LogRecord struct {
 	Value     []byte
 }
 
-// LogSink takes log records. Until the log pipeline exists, DropLogs
-// counts them and drops them, visibly.
+// LogSink takes log records (the log pipeline, ingest/logs). The consumer
+// commits their offsets once Logs has returned nil.
 type LogSink interface {
 	Logs(ctx context.Context, records []LogRecord) error
-}
-
-// DropLogs is a LogSink that counts records in
-// triage_ingest_log_records_dropped_total and keeps nothing.
-type DropLogs struct{ dropped prometheus.Counter }
-
-// NewDropLogs registers its counter.
-func NewDropLogs(reg prometheus.Registerer) *DropLogs {
-	return &DropLogs{dropped: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-		Name: "triage_ingest_log_records_dropped_total",
-		Help: "Log records consumed and dropped: no log pipeline is configured in this version.",
-	})}
-}
-
-// Logs implements LogSink.
-func (d *DropLogs) Logs(_ context.Context, records []LogRecord) error {
-	d.dropped.Add(float64(len(records)))
-	return nil
 }
 
 // RunLogs consumes the logs topic, in the consumer group "<group>-logs",

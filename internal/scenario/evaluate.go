@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,7 +84,7 @@ func assign(incidents []triage.Incident, sc *Scenario) assignment {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(x, y int) int { return cmpU64(incidents[x].ID, incidents[y].ID) })
+	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(incidents[x].ID, incidents[y].ID) })
 	for _, i := range order {
 		inc := &incidents[i]
 		holds := false
@@ -102,16 +103,6 @@ func assign(incidents []triage.Incident, sc *Scenario) assignment {
 		}
 	}
 	return a
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Evaluate scores incidents (as an engine or replay made them, with their
