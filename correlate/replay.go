@@ -93,15 +93,8 @@ type Stats struct {
 
 // ReplayStats is Replay that also counts what each event did.
 func ReplayStats(e *Engine, events []triage.Event) (*Memory, Stats) {
-	m := NewMemory()
 	var st Stats
-	var now time.Time
-	for i := range events {
-		if t := events[i].Time; t.After(now) {
-			now = t
-		}
-		e.Tick(now)
-		r := e.Process(&events[i], now)
+	m := ReplayEach(e, events, func(_ *triage.Event, r Result) {
 		st.Events++
 		switch {
 		case r.Duplicate:
@@ -115,11 +108,25 @@ func ReplayStats(e *Engine, events []triage.Event) (*Memory, Stats) {
 			}
 			st.DroppedBy[r.Rule]++
 		}
+	})
+	return m, st
+}
+
+// ReplayEach is Replay that hands each event and what it did to fn.
+func ReplayEach(e *Engine, events []triage.Event, fn func(ev *triage.Event, r Result)) *Memory {
+	m := NewMemory()
+	var now time.Time
+	for i := range events {
+		if t := events[i].Time; t.After(now) {
+			now = t
+		}
+		e.Tick(now)
+		fn(&events[i], e.Process(&events[i], now))
 		m.Apply(e.Flush())
 	}
 	e.Tick(now)
 	m.Apply(e.Flush())
-	return m, st
+	return m
 }
 
 // setState copies the fields of an alert that change with notifications.

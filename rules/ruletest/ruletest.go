@@ -268,24 +268,12 @@ func (tc Test) events(path string, root *yaml.Node, i int, start time.Time) ([]t
 
 // runTest replays the events and returns "" or what differs.
 func runTest(setup *app.Setup, cfg *config.Config, events []triage.Event, want Expect) string {
-	eng := setup.NewEngine(cfg)
-	m := correlate.NewMemory()
 	var drops []dropped
-	var now time.Time
-	for i := range events {
-		if events[i].Time.After(now) {
-			now = events[i].Time
+	m := correlate.ReplayEach(setup.NewEngine(cfg), events, func(ev *triage.Event, r correlate.Result) {
+		if r.Dropped { // rules work on a copy: ev keeps the labels sent
+			drops = append(drops, dropped{rule: r.Rule, labels: ev.Labels})
 		}
-		eng.Tick(now)
-		labels := events[i].Labels
-		r := eng.Process(&events[i], now)
-		if r.Dropped {
-			drops = append(drops, dropped{rule: r.Rule, labels: labels})
-		}
-		m.Apply(eng.Flush())
-	}
-	eng.Tick(now)
-	m.Apply(eng.Flush())
+	})
 	var incs []triage.Incident
 	for _, inc := range m.Incidents() {
 		if inc.MergedInto == nil {
