@@ -70,14 +70,9 @@ func serve(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := config.Default()
-	if *cfgFile != "" {
-		c, err := config.Load(*cfgFile)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		cfg = c
+	cfg, ok := loadConfig(*cfgFile, stderr)
+	if !ok {
+		return 1
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
@@ -140,6 +135,20 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", args[0])
 	return 0
+}
+
+// loadConfig reads a config file, or gives the embedded defaults for "";
+// problems go to stderr as file:line lines.
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	if path == "" {
+		return config.Default(), true
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return c, true
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

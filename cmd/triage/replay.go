@@ -18,7 +18,6 @@ import (
 	"github.com/triage-dev/triage/correlate"
 	"github.com/triage-dev/triage/ingest"
 	"github.com/triage-dev/triage/internal/app"
-	"github.com/triage-dev/triage/internal/config"
 )
 
 // ReplayOutput is the JSON shape of `triage replay --output json`.
@@ -96,14 +95,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	cfg := config.Default()
-	if *cfgFile != "" {
-		c, err := config.Load(*cfgFile)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		cfg = c
+	cfg, ok := loadConfig(*cfgFile, stderr)
+	if !ok {
+		return 1
 	}
 	if *cmdb != "" {
 		cfg.CMDB.File = *cmdb
