@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/triage-dev/triage"
@@ -68,19 +68,13 @@ func (s *Server) topology() *correlate.Topology {
 
 func (s *Server) listCIs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, offset := 100, 0
-	var err error
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
-			httpx.WriteError(w, http.StatusBadRequest, "limit: want a number from 1 to 10000")
-			return
-		}
+	limit, ok := queryInt(w, q, "limit", 100, 1, 10000)
+	if !ok {
+		return
 	}
-	if v := q.Get("offset"); v != "" {
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			httpx.WriteError(w, http.StatusBadRequest, "offset: want a number of at least 0")
-			return
-		}
+	offset, ok := queryInt(w, q, "offset", 0, 0, math.MaxInt32)
+	if !ok {
+		return
 	}
 	typ, svc, text := q.Get("type"), q.Get("service"), strings.ToLower(q.Get("q"))
 	out := CIList{CIs: []triage.CI{}}

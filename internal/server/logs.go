@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/triage-dev/triage/ingest/logs"
 	"github.com/triage-dev/triage/internal/httpx"
@@ -20,14 +19,9 @@ type LogTemplateList struct {
 
 func (s *Server) listLogTemplates(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			httpx.WriteError(w, http.StatusBadRequest, "limit: want a number from 1 to 10000")
-			return
-		}
-		limit = n
+	limit, ok := queryInt(w, q, "limit", 100, 1, 10000)
+	if !ok {
+		return
 	}
 	errorsOnly := false
 	switch q.Get("error") {

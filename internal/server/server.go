@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,6 +229,21 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// queryInt reads an integer query parameter in [lo, hi], def when absent;
+// a bad value gets a 400 and false.
+func queryInt(w http.ResponseWriter, q url.Values, name string, def, lo, hi int) (int, bool) {
+	v := q.Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a number from %d to %d", name, v, lo, hi))
+		return 0, false
+	}
+	return n, true
+}
+
 // IncidentList is the body of GET /api/v1/incidents.
 type IncidentList struct {
 	Incidents []triage.Incident `json:"incidents"`
@@ -246,13 +262,9 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("status: %q is not open, acknowledged, resolved or all", st))
 		return
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit: %q is not a number from 1 to 1000", v))
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = queryInt(w, q, "limit", 100, 1, 1000); !ok {
+		return
 	}
 	if v := q.Get("before"); v != "" {
 		id, err := triage.ParseIncidentRef(v)

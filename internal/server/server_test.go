@@ -307,6 +307,10 @@ func TestBadInputIsRejectedAndNothingStored(t *testing.T) {
 		{"list limit too big", "GET", "/api/v1/incidents?limit=1001", ``, 400, `limit: "1001"`, ""},
 		{"list limit not a number", "GET", "/api/v1/incidents?limit=ten", ``, 400, `limit: "ten"`, ""},
 		{"list bad before", "GET", "/api/v1/incidents?before=yesterday", ``, 400, "before:", ""},
+		{"CIs limit too big", "GET", "/api/v1/cmdb/cis?limit=10001", ``, 400, `limit: "10001" is not a number from 1 to 10000`, ""},
+		{"CIs negative offset", "GET", "/api/v1/cmdb/cis?offset=-1", ``, 400, `offset: "-1"`, ""},
+		{"log templates bad limit", "GET", "/api/v1/log-templates?limit=x", ``, 400, `limit: "x"`, ""},
+		{"log templates bad error flag", "GET", "/api/v1/log-templates?error=maybe", ``, 400, "error: want true or false", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
