@@ -30,9 +30,8 @@ type reloader struct {
 	log *slog.Logger
 	cur atomic.Pointer[Setup]
 
-	mu        sync.Mutex        // one reload or import at a time
-	importing chan struct{}     // one import parsing at a time: parsing is the expensive part
-	stamps    map[string]string // what the watched files looked like at the last reload, by kind
+	mu     sync.Mutex        // one reload or import at a time
+	stamps map[string]string // what the watched files looked like at the last reload, by kind
 
 	success    *prometheus.GaugeVec
 	lastOK     *prometheus.GaugeVec
@@ -42,7 +41,7 @@ type reloader struct {
 func newReloader(cfg *config.Config, svc *correlate.Service, s *Setup, log *slog.Logger, reg prometheus.Registerer) *reloader {
 	f := promauto.With(reg)
 	r := &reloader{
-		cfg: cfg, svc: svc, log: log, importing: make(chan struct{}, 1),
+		cfg: cfg, svc: svc, log: log,
 		success: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_reload_success",
 			Help: "1 when the last reload of the CMDB and rules succeeded, 0 when it failed (the previous ones stay in use)."}, []string{"trigger"}),
 		lastOK: f.NewGaugeVec(prometheus.GaugeOpts{Name: "triage_reload_last_success_timestamp_seconds",
@@ -94,14 +93,19 @@ func (r *reloader) Reload(ctx context.Context, trigger string) error {
 		r.log.Error("reload failed; the previous CMDB and rules stay in use", "trigger", trigger, "err", err)
 		return err
 	}
-	return r.apply(ctx, s, trigger)
+	return r.apply(ctx, s, trigger, nil)
 }
 
-func (r *reloader) apply(ctx context.Context, s *Setup, trigger string) error {
-	// Not cancellable once asked: the engine and r.cur must not disagree.
+// apply swaps s into the engine, then runs commit (if any) and makes s the
+// setup the API shows. The swap is not cancellable once asked: the engine
+// and r.cur must not disagree.
+func (r *reloader) apply(ctx context.Context, s *Setup, trigger string, commit func(*Setup)) error {
 	if err := r.svc.Reconfigure(context.WithoutCancel(ctx), s.Topology, s.rules(), s.NewGrouper(r.cfg)); err != nil {
 		r.success.WithLabelValues(trigger).Set(0)
 		return fmt.Errorf("swapping in the new setup: %w", err)
+	}
+	if commit != nil {
+		commit(s)
 	}
 	r.swapped(s, trigger)
 	cis := 0
@@ -112,21 +116,13 @@ func (r *reloader) apply(ctx context.Context, s *Setup, trigger string) error {
 	return nil
 }
 
-// Import implements server.CMDB: PUT /api/v1/cmdb. One import parses at a
-// time (a second gets ErrImportBusy). The new topology is written next to
-// its final place, swapped into the engine (not cancellable: the swap is
-// quick, and a half-done import would leave the API and the engine
-// disagreeing), and only then renamed into place, so what the data
-// directory holds is what the engine uses.
+// Import implements server.CMDB: PUT /api/v1/cmdb (the server lets one
+// upload in at a time). The new topology is written next to its final
+// place, swapped into the engine, and only then renamed into place, so
+// what the data directory holds is what the engine uses.
 func (r *reloader) Import(ctx context.Context, data []byte) (*correlate.Topology, error) {
 	if r.cfg.CMDB.File != "" {
 		return nil, server.ErrCMDBManaged
-	}
-	select {
-	case r.importing <- struct{}{}:
-		defer func() { <-r.importing }()
-	default:
-		return nil, server.ErrImportBusy
 	}
 	topo, err := correlate.ParseTopology("body", data)
 	if err != nil {
@@ -142,16 +138,15 @@ func (r *reloader) Import(ctx context.Context, data []byte) (*correlate.Topology
 	defer os.Remove(tmp) // gone after the rename; removed on failure
 	next := *r.cur.Load()
 	next.Topology, next.TopologySource = topo, path
-	if err := r.svc.Reconfigure(context.WithoutCancel(ctx), topo, next.rules(), next.NewGrouper(r.cfg)); err != nil {
-		r.success.WithLabelValues("api").Set(0)
-		return nil, fmt.Errorf("swapping in the new CMDB: %w", err)
+	err = r.apply(ctx, &next, "api", func(s *Setup) {
+		if err := renameSynced(tmp, path); err != nil {
+			r.log.Error("the imported CMDB is in use but not kept: a restart goes back to the previous one", "err", err)
+			s.TopologySource = "PUT /api/v1/cmdb (not kept: " + err.Error() + ")"
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := renameSynced(tmp, path); err != nil {
-		r.log.Error("the imported CMDB is in use but not kept: a restart goes back to the previous one", "err", err)
-		next.TopologySource = "PUT /api/v1/cmdb (not kept: " + err.Error() + ")"
-	}
-	r.swapped(&next, "api")
-	r.log.Info("CMDB imported", "cis", topo.Len(), "relations", topo.Relations())
 	return topo, nil
 }
 

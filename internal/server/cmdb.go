@@ -28,7 +28,7 @@ type CMDB interface {
 // named in the config: the file is the one source of truth.
 var ErrCMDBManaged = errors.New("the CMDB is managed by cmdb.file in the config; edit that file (it reloads on change or SIGHUP)")
 
-// ErrImportBusy is returned by Import while another import is running.
+// ErrImportBusy answers an upload while another is running.
 var ErrImportBusy = errors.New("another CMDB import is running; retry when it is done")
 
 // CIList is the body of GET /api/v1/cmdb/cis.

@@ -39,6 +39,7 @@ var start = time.Date(2026, 11, 24, 23, 58, 0, 0, time.UTC)
 type options struct {
 	Token        string
 	MaxBodyBytes int64
+	CMDB         server.CMDB
 }
 
 // env is a real server wired as internal/app wires it: a bbolt store in a
@@ -117,6 +118,7 @@ func newEnv(t *testing.T, o options) *env {
 		Ingest:    ing,
 		Incidents: svc,
 		Reader:    store,
+		CMDB:      o.CMDB,
 		Token:     o.Token,
 		Ready:     svc.Ready,
 		Logger:    log.With("component", "http"),
