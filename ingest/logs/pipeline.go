@@ -101,6 +101,8 @@ type Pipeline struct {
 type tplStat struct {
 	first, last time.Time
 	errorish    bool
+	errorWord   bool // its text has an error word (checked once, wordChecked)
+	wordChecked bool
 	lastMinute  counter // all services, for the API's rate
 }
 
@@ -318,13 +320,23 @@ func lookup(obj map[string]any, key string) any {
 var errorWords = []string{"error", "exception", "fail", "fatal", "panic", "critical", "refused", "denied",
 	"timeout", "timed out", "oomkilled", "out of memory", "unreachable", "abort", "traceback"}
 
-func errorish(level, template string) bool {
-	if level == triage.SeverityError || level == triage.SeverityCritical {
+// errorish reports whether a record is an error one: by its level, else
+// by an error word in its template. The word check runs once per template:
+// templates only generalise, so a word can leave the text, never join it.
+func (p *Pipeline) errorish(st *tplStat, level string, text func() string) bool {
+	switch level {
+	case triage.SeverityError, triage.SeverityCritical:
 		return true
-	}
-	if level == triage.SeverityInfo {
+	case triage.SeverityInfo:
 		return false // an info record is not an error however it reads
 	}
+	if !st.wordChecked {
+		st.errorWord, st.wordChecked = hasErrorWord(text()), true
+	}
+	return st.errorWord
+}
+
+func hasErrorWord(template string) bool {
 	t := strings.ToLower(template)
 	for _, w := range errorWords {
 		if strings.Contains(t, w) {
@@ -404,60 +416,66 @@ func (p *Pipeline) one(r ingest.LogRecord, rs *rules.Set, emit func(string, tria
 				"offset", r.Offset, "panic", fmt.Sprint(v))
 		}
 	}()
-	{
-		rec, ok := Decode(r.Value, p.opts.Fields, r.Time)
-		if !ok {
-			p.m.undecodable.Inc()
+	rec, ok := Decode(r.Value, p.opts.Fields, r.Time)
+	if !ok {
+		p.m.undecodable.Inc()
+	}
+	now := p.opts.Now()
+	if rec.Time.IsZero() || rec.Time.After(now.Add(time.Minute)) {
+		rec.Time = now // a clock far ahead must not stall the rate counters
+	}
+	p.m.records.Inc()
+	if strings.TrimSpace(rec.Message) == "" {
+		return
+	}
+	id, isNew := p.mine.Add(truncate(rec.Message, maxMinedBytes))
+	// The template's text is built only when something needs it.
+	text := ""
+	textOf := func() string {
+		if text == "" {
+			tpl, _ := p.mine.Template(id)
+			text = tpl.Text
 		}
-		now := p.opts.Now()
-		if rec.Time.IsZero() || rec.Time.After(now.Add(time.Minute)) {
-			rec.Time = now // a clock far ahead must not stall the rate counters
+		return text
+	}
+	st := p.tpl[id]
+	if st == nil {
+		st = &tplStat{first: rec.Time}
+		p.tpl[id] = st
+	}
+	if rec.Time.After(st.last) {
+		st.last = rec.Time
+	}
+	st.lastMinute.add(rec.Time, time.Minute)
+	isErr := p.errorish(st, rec.Level, textOf)
+	st.errorish = st.errorish || isErr
+	service := rec.Labels["service"]
+	if service == "" {
+		service = rec.Labels["app"]
+	}
+	if isNew && isErr && p.opts.NewErrorTemplates {
+		emit("new_error_template", p.event(AlertNewErrorTemplate, triage.SeverityWarning, rec, id, textOf(),
+			"new error log template: "+textOf()))
+	}
+	if st.errorish && p.opts.Spike.Factor > 0 {
+		if ev, ok := p.spike(id, service, rec, textOf); ok {
+			emit("error_spike", ev)
 		}
-		p.m.records.Inc()
-		if strings.TrimSpace(rec.Message) == "" {
-			return
-		}
-		id, isNew := p.mine.Add(truncate(rec.Message, maxMinedBytes))
-		tpl, _ := p.mine.Template(id)
-		st := p.tpl[id]
-		if st == nil {
-			st = &tplStat{first: rec.Time}
-			p.tpl[id] = st
-		}
-		if rec.Time.After(st.last) {
-			st.last = rec.Time
-		}
-		st.lastMinute.add(rec.Time, time.Minute)
-		isErr := errorish(rec.Level, tpl.Text)
-		st.errorish = st.errorish || isErr
-		service := rec.Labels["service"]
-		if service == "" {
-			service = rec.Labels["app"]
-		}
-		if isNew && isErr && p.opts.NewErrorTemplates {
-			emit("new_error_template", p.event(AlertNewErrorTemplate, triage.SeverityWarning, rec, id, tpl.Text,
-				"new error log template: "+tpl.Text))
-		}
-		if st.errorish && p.opts.Spike.Factor > 0 {
-			if ev, ok := p.spike(id, service, rec, tpl.Text); ok {
-				emit("error_spike", ev)
-			}
-		}
-		if rs.HasLogRules() {
-			env := &rules.LogEnv{Message: rec.Message, Level: rec.Level, Template: tpl.Text, TemplateID: int(id),
-				Labels: rec.Labels, Service: service}
-			for _, m := range rs.MatchLog(env) {
-				ev := p.event(m.Rule, m.Severity, rec, id, tpl.Text, truncate(rec.Message, 1024))
-				ev.Labels["log_rule"] = m.Rule
-				emit("rule", ev)
-			}
+	}
+	if rs.HasLogRules() {
+		env := &rules.LogEnv{Message: rec.Message, Level: rec.Level, Template: textOf(), TemplateID: int(id),
+			Labels: rec.Labels, Service: service}
+		for _, m := range rs.MatchLog(env) {
+			ev := p.event(m.Rule, m.Severity, rec, id, textOf(), truncate(rec.Message, 1024))
+			ev.Labels["log_rule"] = m.Rule
+			emit("rule", ev)
 		}
 	}
 }
 
 // spike counts an error record and reports a spike event, at most one per
 // template, service and interval.
-func (p *Pipeline) spike(id uint64, service string, rec Record, text string) (triage.Event, bool) {
+func (p *Pipeline) spike(id uint64, service string, rec Record, text func() string) (triage.Event, bool) {
 	k := spikeKey{id, service}
 	s := p.spk[k]
 	if s == nil {
@@ -491,8 +509,8 @@ func (p *Pipeline) spike(id uint64, service string, rec Record, text string) (tr
 			svc.Labels[k] = v
 		}
 	}
-	ev := p.event(AlertErrorSpike, triage.SeverityError, svc, id, text,
-		fmt.Sprintf("%d records of an error template in %s, baseline %.1f: %s", s.n, o.Interval, s.base, text))
+	ev := p.event(AlertErrorSpike, triage.SeverityError, svc, id, text(),
+		fmt.Sprintf("%d records of an error template in %s, baseline %.1f: %s", s.n, o.Interval, s.base, text()))
 	ev.EndsAt = rec.Time.Add(2 * o.Interval)
 	return ev, true
 }

@@ -286,3 +286,24 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
+
+// Without an error level, an error word in the template makes it an error
+// one; an info level never does.
+func TestErrorWordsWithoutLevel(t *testing.T) {
+	sink := &fakeSink{}
+	p := newTestPipeline(t, sink, nil)
+	if err := p.Logs(context.Background(), []ingest.LogRecord{
+		record(t0, "", "upload 17 failed after 3 retries", "service", "files"),
+		record(t0, "info", "retrying after error 42", "service", "files"),
+		record(t0, "", "upload 18 finished", "service", "files"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	evs := sink.named(AlertNewErrorTemplate)
+	if len(evs) != 1 || evs[0].Annotations["template"] != "upload <NUM> failed after <NUM> retries" {
+		t.Fatalf("events %+v; want one, for the levelless template with an error word", evs)
+	}
+	if errs := p.Templates(10, true); len(errs) != 1 {
+		t.Fatalf("error templates %+v, want 1", errs)
+	}
+}
