@@ -3,7 +3,6 @@ package correlate
 import (
 	"cmp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/triage-dev/triage"
@@ -77,19 +76,7 @@ func NewLabelGrouper(by []string, window time.Duration) *LabelGrouper {
 }
 
 // Key is the group key of an alert, e.g. `alertname="HighLatency",service="orders"`.
-func (g *LabelGrouper) Key(labels map[string]string) string {
-	var b strings.Builder
-	for i, l := range g.by {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(l)
-		b.WriteString(`="`)
-		b.WriteString(labels[l])
-		b.WriteByte('"')
-	}
-	return b.String()
-}
+func (g *LabelGrouper) Key(labels map[string]string) string { return groupKey(g.by, labels) }
 
 // Assign implements Grouper.
 func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time, _ OpenIncidents) Assignment {
@@ -104,13 +91,7 @@ func (g *LabelGrouper) Assign(a *triage.Alert, now time.Time, _ OpenIncidents) A
 			}
 		}
 	}
-	labels := make(map[string]string, len(g.by))
-	for _, l := range g.by {
-		if v, ok := a.Labels[l]; ok {
-			labels[l] = v
-		}
-	}
-	return Assignment{GroupKey: key, GroupLabels: labels, Reason: "first alert of group {" + key + "}"}
+	return Assignment{GroupKey: key, GroupLabels: pick(a.Labels, g.by), Reason: "first alert of group {" + key + "}"}
 }
 
 // Join implements Grouper.
