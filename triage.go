@@ -280,6 +280,13 @@ const (
 	KindFlapping        = "flapping"
 	KindHeld            = "held"
 	KindReleased        = "released"
+	// KindTicket records the incident's issue in a ticket system.
+	KindTicket = "ticket"
+	// KindAssigned records an assignment made in a ticket system.
+	KindAssigned = "assigned"
+	// KindConnectorError records a change a connector could not deliver,
+	// with the remote system's message.
+	KindConnectorError = "connector_error"
 )
 
 // ActorSystem is the actor of changes Triage makes on its own.

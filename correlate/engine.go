@@ -84,7 +84,11 @@ type Changes struct {
 	// whose annotations or generator URL changed. They are also in Alerts.
 	AlertDetails []*triage.Alert
 	Incidents    []*triage.Incident
-	Timeline     []TimelineChange
+	// Archived are incidents only the Store holds (evicted from the engine)
+	// whose record changed, e.g. a ticket recorded late; the Service fills
+	// them, not the Engine.
+	Archived []*triage.Incident
+	Timeline []TimelineChange
 	// Evicted incidents left the live set: they are resolved and past the
 	// reopen window, so no event can change them any more.
 	Evicted []uint64
@@ -101,7 +105,7 @@ type SourceOffset struct {
 
 // Empty reports whether there is nothing to persist.
 func (c *Changes) Empty() bool {
-	return len(c.Alerts) == 0 && len(c.Incidents) == 0 && len(c.Timeline) == 0 && len(c.Evicted) == 0 && len(c.Offsets) == 0
+	return len(c.Alerts) == 0 && len(c.Incidents) == 0 && len(c.Archived) == 0 && len(c.Timeline) == 0 && len(c.Evicted) == 0 && len(c.Offsets) == 0
 }
 
 // TimelineChange is a new timeline entry of one incident.
@@ -820,6 +824,73 @@ func (e *Engine) Comment(id uint64, actor, text string, now time.Time) error {
 		return err
 	}
 	e.addTimeline(inc, now, triage.KindComment, actor, text, "")
+	return nil
+}
+
+// Note adds a timeline entry of any kind to a live incident (a connector's
+// record of what it did, an assignment made in a ticket system). Like
+// Comment, it returns ErrNotFound for an incident that is not live.
+func (e *Engine) Note(id uint64, kind, actor, text string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	e.addTimeline(inc, now, kind, actor, text, "")
+	return nil
+}
+
+// SetTicket records the incident's issue in a ticket system, with a
+// timeline entry. Recording the same ticket again changes nothing.
+func (e *Engine) SetTicket(id uint64, t triage.Ticket, actor string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	if inc.Ticket != nil && *inc.Ticket == t {
+		return nil
+	}
+	inc.Ticket = &t
+	inc.UpdatedAt = now
+	e.addTimeline(inc, now, triage.KindTicket, actor, TicketMessage(t), "")
+	e.markIncident(inc)
+	return nil
+}
+
+// TicketMessage is the timeline text of a recorded ticket.
+func TicketMessage(t triage.Ticket) string {
+	msg := t.System + " issue " + t.Key
+	if t.URL != "" {
+		msg += " " + t.URL
+	}
+	return msg
+}
+
+// Reopen reopens a resolved incident by hand (someone reopened its ticket).
+// Reopening an open or acknowledged incident changes nothing. An incident
+// past its reopen window is no longer live: ErrNotFound.
+func (e *Engine) Reopen(id uint64, actor, note string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	if inc.Status != triage.IncidentResolved {
+		return nil
+	}
+	inc.Status = triage.IncidentOpen
+	inc.ResolvedAt = nil
+	inc.AutoResolveAt = nil
+	inc.ReopenCount++
+	inc.UpdatedAt = now
+	e.open++
+	msg := "reopened by " + actor
+	if note != "" {
+		msg += ": " + note
+	}
+	e.addTimeline(inc, now, triage.KindReopened, actor, msg, "")
+	for _, x := range inc.alerts {
+		e.grouper.Join(inc.ID, &x.Alert, x.LastSeen)
+	}
+	e.markIncident(inc)
 	return nil
 }
 

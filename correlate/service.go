@@ -87,7 +87,9 @@ type op struct {
 	// archived is a timeline entry for an incident that only the Store
 	// holds (evicted from the engine); its time is set by the step.
 	archived *TimelineChange
-	err      error
+	// archivedInc is the new record of an incident only the Store holds.
+	archivedInc *triage.Incident
+	err         error
 	done     chan error
 }
 
@@ -289,6 +291,57 @@ func (s *Service) Comment(ctx context.Context, id uint64, actor, text string) er
 	}
 	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id,
 		Entry: triage.TimelineEntry{Kind: triage.KindComment, Actor: actor, Message: text}}})
+}
+
+// Note adds a timeline entry of the given kind to an incident, live or
+// archived: what a connector did or could not do, an assignment made in a
+// ticket system.
+func (s *Service) Note(ctx context.Context, id uint64, kind, actor, text string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Note(id, kind, actor, text, now) }})
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if ok, herr := s.archived(ctx, id); herr != nil || !ok {
+		return cmpOr(herr, err)
+	}
+	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id,
+		Entry: triage.TimelineEntry{Kind: kind, Actor: actor, Message: text}}})
+}
+
+// SetTicket records the incident's issue in a ticket system, live or
+// archived, with a timeline entry. Recording the same ticket again changes
+// nothing.
+func (s *Service) SetTicket(ctx context.Context, id uint64, t triage.Ticket, actor string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.SetTicket(id, t, actor, now) }})
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := s.Sync(ctx); err != nil {
+		return err
+	}
+	inc, rerr := s.opts.Store.Incident(id)
+	if rerr != nil {
+		return rerr
+	}
+	if inc.Ticket != nil && *inc.Ticket == t {
+		return nil
+	}
+	inc.Alerts, inc.Explanation, inc.Timeline = nil, nil, nil
+	inc.Ticket = &t
+	return s.do(ctx, &op{archivedInc: inc, archived: &TimelineChange{IncidentID: id,
+		Entry: triage.TimelineEntry{Kind: triage.KindTicket, Actor: actor, Message: TicketMessage(t)}}})
+}
+
+// Reopen reopens a resolved incident by hand. An incident past its reopen
+// window cannot reopen: ErrConflict (a new alert opens a new incident).
+func (s *Service) Reopen(ctx context.Context, id uint64, actor, note string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Reopen(id, actor, note, now) }})
+	if errors.Is(err, ErrNotFound) {
+		if ok, herr := s.archived(ctx, id); herr != nil || ok {
+			return cmpOr(herr, fmt.Errorf("reopen %s: %w: it is past its reopen window", triage.IncidentKey(id), ErrConflict))
+		}
+	}
+	return err
 }
 
 func (s *Service) process(events []triage.Event, now time.Time) {
@@ -502,6 +555,10 @@ func (s *Service) step(batch []*op) error {
 		if o.archived != nil {
 			o.archived.Entry.Time = now
 			ch.Timeline = append(ch.Timeline, *o.archived)
+		}
+		if o.archivedInc != nil {
+			o.archivedInc.UpdatedAt = now
+			ch.Archived = append(ch.Archived, o.archivedInc)
 		}
 	}
 	applied := len(events)

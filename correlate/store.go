@@ -26,6 +26,7 @@ var (
 	bucketAlertSt   = []byte("alert_state") // id + fingerprint → the alert's changing state, binary (see encodeState)
 	bucketTimeline  = []byte("timeline")    // id + seq → entry JSON
 	bucketOffsets   = []byte("offsets")     // "topic/partition" → the last applied offset (8 bytes)
+	bucketChanges   = []byte("changes")     // timeline seq → incident id: every timeline entry in order, for the outbox
 
 	keyLastID      = []byte("last_incident_id")
 	keySchema      = []byte("schema_version")
@@ -35,7 +36,7 @@ var (
 )
 
 // storeBuckets are the buckets Records write to, by index (Op.Bucket).
-var storeBuckets = [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline, bucketOffsets}
+var storeBuckets = [][]byte{bucketMeta, bucketEvents, bucketIncidents, bucketLive, bucketAlerts, bucketAlertSt, bucketTimeline, bucketOffsets, bucketChanges}
 
 const (
 	bMeta uint8 = iota
@@ -46,6 +47,7 @@ const (
 	bAlertSt
 	bTimeline
 	bOffsets
+	bChanges
 )
 
 const schemaVersion = 1
@@ -230,6 +232,11 @@ func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Cha
 		}
 		put(bLive, u64(inc.ID), nil)
 	}
+	for _, inc := range ch.Archived {
+		if err := putJSON(bIncidents, u64(inc.ID), inc); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range ch.AlertDetails {
 		if err := putJSON(bAlerts, alertKey(a.IncidentID, a.Fingerprint), a); err != nil {
 			return nil, err
@@ -246,6 +253,7 @@ func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Cha
 			if err := putJSON(bTimeline, append(u64(t.IncidentID), u64(b.pos.TimelineSeq)...), &t.Entry); err != nil {
 				return nil, err
 			}
+			put(bChanges, u64(b.pos.TimelineSeq), u64(t.IncidentID))
 		}
 		put(bMeta, keyTimelineSeq, u64(b.pos.TimelineSeq))
 	}
@@ -354,6 +362,52 @@ func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 		return nil, err
 	}
 	return &inc, nil
+}
+
+// Change is one timeline entry in the order the engine made it: the feed
+// connectors read (see Changes).
+type Change struct {
+	IncidentID uint64
+	Entry      triage.TimelineEntry // Entry.Seq orders changes across incidents
+}
+
+// Changes reads up to limit timeline entries, of every incident, with a
+// sequence number above after, in order. Connectors follow this feed with
+// a cursor: an entry is in it once the checkpoint that wrote it is durable.
+func (s *Store) Changes(after uint64, limit int) ([]Change, error) {
+	var out []Change
+	err := s.db.View(func(tx *bolt.Tx) error {
+		tl := tx.Bucket(bucketTimeline)
+		c := tx.Bucket(bucketChanges).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) != 8 || len(v) != 8 {
+				return fmt.Errorf("change key %x: malformed", k)
+			}
+			ch := Change{IncidentID: binary.BigEndian.Uint64(v)}
+			js := tl.Get(append(v[:8:8], k...))
+			if js == nil {
+				return fmt.Errorf("change %d of %s: no timeline entry", binary.BigEndian.Uint64(k), triage.IncidentKey(ch.IncidentID))
+			}
+			if err := json.Unmarshal(js, &ch.Entry); err != nil {
+				return fmt.Errorf("decoding change %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ch)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LastChange is the sequence number of the newest change in the Store.
+func (s *Store) LastChange() (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketChanges).Cursor().Last(); len(k) == 8 {
+			seq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return seq, err
 }
 
 // StoredEvent is one entry of the event log.
