@@ -398,6 +398,31 @@ func (s *Store) Changes(after uint64, limit int) ([]Change, error) {
 	return out, err
 }
 
+// OpenSnapshot lists the open and acknowledged incidents and the newest
+// change, as of one instant: a connector enabled now backfills exactly
+// those incidents and follows the feed after that change.
+func (s *Store) OpenSnapshot() ([]triage.Incident, uint64, error) {
+	var open []triage.Incident
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketChanges).Cursor().Last(); len(k) == 8 {
+			seq = binary.BigEndian.Uint64(k)
+		}
+		ib := tx.Bucket(bucketIncidents)
+		return tx.Bucket(bucketLive).ForEach(func(k, _ []byte) error {
+			var inc triage.Incident
+			if err := getJSON(ib, k, &inc); err != nil {
+				return err
+			}
+			if inc.Status != triage.IncidentResolved && inc.MergedInto == nil {
+				open = append(open, inc)
+			}
+			return nil
+		})
+	})
+	return open, seq, err
+}
+
 // LastChange is the sequence number of the newest change in the Store.
 func (s *Store) LastChange() (uint64, error) {
 	var seq uint64
