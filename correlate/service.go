@@ -90,7 +90,7 @@ type op struct {
 	// archivedInc is the new record of an incident only the Store holds.
 	archivedInc *triage.Incident
 	err         error
-	done     chan error
+	done        chan error
 }
 
 func (o *op) size() int {
