@@ -19,6 +19,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/internal/httpx"
 )
 
 // Actions are what inbound sync does to incidents: the service.
@@ -155,9 +156,7 @@ func (in *Inbound) authentic(r *http.Request, body []byte) bool {
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	httpx.WriteError(w, code, msg)
 }
 
 // apply reflects one issue's state on its incident and returns what it

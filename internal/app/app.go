@@ -127,11 +127,17 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	ob, err := newOutbound(cfg, svc, store, opts.Getenv, log.With("component", "outbox"), reg)
+	if err != nil {
+		return err
+	}
+	defer ob.close(log)
 	srv := server.New(server.Options{
-		Ingest:    ing,
-		Incidents: svc,
-		Reader:    store,
-		CMDB:      rl,
+		JiraWebhook: ob.webhookHandler(),
+		Ingest:      ing,
+		Incidents:   svc,
+		Reader:      store,
+		CMDB:        rl,
 		LogTemplates: func() server.LogTemplates {
 			if pipe == nil {
 				return nil
@@ -164,6 +170,13 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopSvc()
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.Run(svcCtx) }()
+
+	// The outbox records tickets and failures through the service: it
+	// stops before the service does.
+	obCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOutbox()
+	obDone := make(chan struct{})
+	go func() { defer close(obDone); ob.run(obCtx) }()
 
 	// Kafka consumers are producers of work like HTTP: they stop before the
 	// service does.
@@ -251,6 +264,8 @@ func Run(ctx context.Context, opts Options) error {
 	<-kafkaDone
 	stopReload()
 	reloads.Wait()
+	stopOutbox()
+	<-obDone
 	stopSvc()
 	if err := <-svcDone; err != nil && runErr == nil {
 		runErr = err

@@ -32,6 +32,9 @@ type Config struct {
 	Store       Store       `yaml:"store"`
 	Kafka       Kafka       `yaml:"kafka"`
 	Logs        Logs        `yaml:"logs"`
+	Jira        Jira        `yaml:"jira"`
+	Webhooks    []Webhook   `yaml:"webhooks"`
+	Outbox      Outbox      `yaml:"outbox"`
 	Log         Log         `yaml:"log"`
 }
 
@@ -398,6 +401,7 @@ func (c *Config) Validate() []fieldError {
 	if lg.EventTTL <= 0 {
 		add("logs.event_ttl", "must be positive")
 	}
+	c.validateConnectors(add)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -456,7 +460,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	for i, f := range c.Rules.Files {
 		c.Rules.Files[i] = resolve(dir, f)
 	}
-	for _, p := range []*string{&c.Kafka.TLS.CAFile, &c.Kafka.TLS.CertFile, &c.Kafka.TLS.KeyFile, &c.Kafka.SASL.PasswordFile} {
+	for i := range c.Webhooks {
+		c.Webhooks[i].SecretFile = resolve(dir, c.Webhooks[i].SecretFile)
+	}
+	for _, p := range []*string{&c.Kafka.TLS.CAFile, &c.Kafka.TLS.CertFile, &c.Kafka.TLS.KeyFile, &c.Kafka.SASL.PasswordFile,
+		&c.Jira.TokenFile, &c.Jira.WebhookSecretFile} {
 		*p = resolve(dir, *p)
 	}
 	if c.Auth.TokenFile != "" {
@@ -478,7 +486,6 @@ func resolve(dir, p string) string {
 // implement yet: a clearer error than "unknown key".
 var planned = map[string]string{
 	"clickhouse": "ClickHouse KPIs",
-	"jira":       "the Jira connector",
 }
 
 func notYet(file string, root *yaml.Node) Errors {

@@ -61,6 +61,9 @@ type Options struct {
 	CMDB CMDB
 	// LogTemplates lists mined log templates; nil without log mining.
 	LogTemplates LogTemplates
+	// JiraWebhook receives Jira's webhooks (it checks its own shared
+	// secret, not the bearer token); nil without the Jira connector.
+	JiraWebhook http.Handler
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
 	// on every /api/ endpoint but the OpenAPI document.
 	Token    string
@@ -109,6 +112,13 @@ func New(opts Options) *Server {
 	s.route("/api/v1/incidents/{id}/resolve", true, map[string]http.HandlerFunc{"POST": s.resolve})
 	s.route("/api/v1/incidents/{id}/comments", true, map[string]http.HandlerFunc{"POST": s.comment})
 	s.cmdbRoutes()
+	s.route("/api/v1/connectors/jira/webhook", false, map[string]http.HandlerFunc{"POST": func(w http.ResponseWriter, r *http.Request) {
+		if opts.JiraWebhook == nil {
+			httpx.WriteError(w, http.StatusNotFound, "the Jira connector is not configured (jira.url)")
+			return
+		}
+		opts.JiraWebhook.ServeHTTP(w, r)
+	}})
 	s.route("/api/v1/log-templates", true, map[string]http.HandlerFunc{"GET": s.listLogTemplates})
 	s.route("/api/v1/openapi.yaml", false, map[string]http.HandlerFunc{"GET": serveOpenAPI})
 	s.route("/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz})
