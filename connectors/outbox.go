@@ -632,6 +632,27 @@ func (o *Outbox) UpdateMeta(connector, key string, fn func(old []byte) ([]byte, 
 	})
 }
 
+// Idle reports whether every connector has read the whole feed and has
+// nothing queued: everything the store holds has been delivered (or
+// recorded as undeliverable).
+func (o *Outbox) Idle() (bool, error) {
+	_, last, err := o.opts.Source.OpenSnapshot()
+	if err != nil {
+		return false, err
+	}
+	idle := true
+	err = o.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketCursor)
+		for _, c := range o.conns {
+			if binary.BigEndian.Uint64(cur.Get([]byte(c.c.Name()))) < last || tx.Bucket(c.qb).Stats().KeyN > 0 {
+				idle = false
+			}
+		}
+		return nil
+	})
+	return idle, err
+}
+
 // Pending is the number of changes queued for a connector.
 func (o *Outbox) Pending(connector string) (int, error) {
 	c, err := o.conn(connector)
