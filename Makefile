@@ -15,6 +15,7 @@ build:
 services:
 	@deploy/dev/alertmanager.sh build || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
 	@deploy/dev/kafka.sh start || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
+	@deploy/dev/clickhouse.sh start || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -24,6 +25,7 @@ vet:
 
 unit:
 	if deploy/dev/kafka.sh status >/dev/null 2>&1; then eval "$$(deploy/dev/kafka.sh env)"; fi; \
+	if deploy/dev/clickhouse.sh status >/dev/null 2>&1; then eval "$$(deploy/dev/clickhouse.sh env)"; fi; \
 	ALERTMANAGER_BIN=$$(deploy/dev/alertmanager.sh path) $(GO) test -race -count=1 ./...
 
 fuzz-smoke:
@@ -35,6 +37,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./rules
 	$(GO) test -run='^$$' -fuzz='^FuzzMine$$' -fuzztime=$(FUZZTIME) ./ingest/logs
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=5s ./ingest/logs
+	$(GO) test -run='^$$' -fuzz='^FuzzCalendar$$' -fuzztime=5s ./metrics/sla
 
 ## bench: Triage side by side with a real Alertmanager, a load sweep and plot, Kafka and
 ## correlation-core benchmarks; results in bench-results/<date> (see BENCHMARKS.md). Not part of test.
