@@ -287,7 +287,22 @@ const (
 	// KindConnectorError records a change a connector could not deliver,
 	// with the remote system's message.
 	KindConnectorError = "connector_error"
+	// KindProblem records the incident's link to a problem.
+	KindProblem = "problem"
+	// KindOnHold and KindOffHold put an incident on hold and take it off:
+	// SLA clocks stop while it is on hold.
+	KindOnHold  = "on_hold"
+	KindOffHold = "off_hold"
+	// KindFeedback records a satisfaction score (1-5) with a comment.
+	KindFeedback = "feedback"
+	// KindSLAWarning and KindSLABreach record an SLA target crossing a
+	// warning threshold or its deadline.
+	KindSLAWarning = "sla_warning"
+	KindSLABreach  = "sla_breach"
 )
+
+// ProblemKey is the human form of a problem id, e.g. PRB-7.
+func ProblemKey(id uint64) string { return "PRB-" + strconv.FormatUint(id, 10) }
 
 // ActorSystem is the actor of changes Triage makes on its own.
 const ActorSystem = "triage"
@@ -325,6 +340,9 @@ type Incident struct {
 	// Held is set while the incident is below the minimum number of alerts
 	// (correlation.min_alerts): it is recorded but not notified.
 	Held bool `json:"held,omitempty"`
+	// OnHold is set while someone put the incident on hold (waiting for a
+	// customer or a vendor): its SLA clocks stop.
+	OnHold bool `json:"on_hold,omitempty"`
 	// MergedInto is set on an incident merged into another one when a later
 	// alert showed both had one cause; Merged lists those merged into this one.
 	MergedInto *uint64  `json:"merged_into,omitempty"`

@@ -3,6 +3,7 @@ package correlate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -168,5 +169,62 @@ func TestReopenByHand(t *testing.T) {
 	}
 	if err := s.Note(ctx, 1, triage.KindAssigned, "jira:alice", "assigned to carol"); err != nil {
 		t.Fatalf("note on an archived incident: %v", err)
+	}
+}
+
+func TestSetProblemAndHold(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: 0, ReopenWindow: time.Minute}, true)
+	if err := s.Submit(ctx, normalized(t, t0, event("alertname", "A"), event("alertname", "B"))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.SetProblem(ctx, 1, 7, "problems"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Hold(ctx, 1, true, "alice", "waiting for the vendor"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, 1, true, "alice", ""); err != nil { // no-op
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, 1, false, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, 2, true, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resolve(ctx, 2, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, 2, true, "bob", ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("hold of a resolved incident: %v", err)
+	}
+	s.clock.Set(t0.Add(time.Hour)) // incident 2 leaves the engine
+	if err := s.Submit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetProblem(ctx, 2, 7, "problems"); err != nil {
+		t.Fatal(err)
+	}
+	st := s.synced(t)
+	kinds := func(inc *triage.Incident) (out []string) {
+		for _, e := range inc.Timeline {
+			out = append(out, e.Kind)
+		}
+		return out
+	}
+	one, _ := st.Incident(1)
+	if one.ProblemID == nil || *one.ProblemID != 7 || one.OnHold {
+		t.Fatalf("incident 1 problem %v on hold %v", one.ProblemID, one.OnHold)
+	}
+	want := []string{triage.KindOpened, triage.KindProblem, triage.KindOnHold, triage.KindOffHold}
+	if got := kinds(one); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("incident 1 timeline %v, want %v", got, want)
+	}
+	two, _ := st.Incident(2)
+	if two.ProblemID == nil || *two.ProblemID != 7 || two.OnHold || two.Status != triage.IncidentResolved {
+		t.Fatalf("incident 2: problem %v on hold %v status %s (resolving clears the hold)", two.ProblemID, two.OnHold, two.Status)
 	}
 }

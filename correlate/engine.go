@@ -695,6 +695,7 @@ func (e *Engine) scheduleResolve(inc *incidentState, now time.Time) {
 
 func (e *Engine) resolve(inc *incidentState, now time.Time, actor, msg string) {
 	inc.Status = triage.IncidentResolved
+	inc.OnHold = false
 	t := now
 	inc.ResolvedAt = &t
 	inc.AutoResolveAt = nil
@@ -852,6 +853,52 @@ func (e *Engine) SetTicket(id uint64, t triage.Ticket, actor string, now time.Ti
 	inc.Ticket = &t
 	inc.UpdatedAt = now
 	e.addTimeline(inc, now, triage.KindTicket, actor, TicketMessage(t), "")
+	e.markIncident(inc)
+	return nil
+}
+
+// SetProblem links the incident to a problem, with a timeline entry.
+// Linking it to the same problem again changes nothing.
+func (e *Engine) SetProblem(id, problem uint64, actor string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	if inc.ProblemID != nil && *inc.ProblemID == problem {
+		return nil
+	}
+	inc.ProblemID = &problem
+	inc.UpdatedAt = now
+	e.addTimeline(inc, now, triage.KindProblem, actor, "linked to problem "+triage.ProblemKey(problem), "")
+	e.markIncident(inc)
+	return nil
+}
+
+// Hold puts an open or acknowledged incident on hold (on) or takes it off
+// hold; SLA clocks stop while it is on hold. A resolved incident is
+// ErrConflict; a hold that is already so changes nothing.
+func (e *Engine) Hold(id uint64, on bool, actor, note string, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	if inc.Status == triage.IncidentResolved {
+		return fmt.Errorf("hold %s: %w: it is resolved", inc.Key, ErrConflict)
+	}
+	if inc.OnHold == on {
+		return nil
+	}
+	inc.OnHold = on
+	inc.UpdatedAt = now
+	kind, msg := triage.KindOnHold, "on hold"
+	if !on {
+		kind, msg = triage.KindOffHold, "off hold"
+	}
+	msg += " by " + actor
+	if note != "" {
+		msg += ": " + note
+	}
+	e.addTimeline(inc, now, kind, actor, msg, "")
 	e.markIncident(inc)
 	return nil
 }

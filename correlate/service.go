@@ -316,20 +316,57 @@ func (s *Service) SetTicket(ctx context.Context, id uint64, t triage.Ticket, act
 	if !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	return s.updateArchived(ctx, id, func(inc *triage.Incident) bool {
+		if inc.Ticket != nil && *inc.Ticket == t {
+			return false
+		}
+		inc.Ticket = &t
+		return true
+	}, triage.TimelineEntry{Kind: triage.KindTicket, Actor: actor, Message: TicketMessage(t)})
+}
+
+// SetProblem links an incident, live or archived, to a problem, with a
+// timeline entry. Linking it to the same problem again changes nothing.
+func (s *Service) SetProblem(ctx context.Context, id, problem uint64, actor string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.SetProblem(id, problem, actor, now) }})
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return s.updateArchived(ctx, id, func(inc *triage.Incident) bool {
+		if inc.ProblemID != nil && *inc.ProblemID == problem {
+			return false
+		}
+		inc.ProblemID = &problem
+		return true
+	}, triage.TimelineEntry{Kind: triage.KindProblem, Actor: actor, Message: "linked to problem " + triage.ProblemKey(problem)})
+}
+
+// updateArchived changes the record of an incident only the Store holds,
+// with a timeline entry; change reports whether there is anything to do.
+func (s *Service) updateArchived(ctx context.Context, id uint64, change func(*triage.Incident) bool, entry triage.TimelineEntry) error {
 	if err := s.Sync(ctx); err != nil {
 		return err
 	}
-	inc, rerr := s.opts.Store.Incident(id)
-	if rerr != nil {
-		return rerr
+	inc, err := s.opts.Store.Incident(id)
+	if err != nil {
+		return err
 	}
-	if inc.Ticket != nil && *inc.Ticket == t {
+	if !change(inc) {
 		return nil
 	}
 	inc.Alerts, inc.Explanation, inc.Timeline = nil, nil, nil
-	inc.Ticket = &t
-	return s.do(ctx, &op{archivedInc: inc, archived: &TimelineChange{IncidentID: id,
-		Entry: triage.TimelineEntry{Kind: triage.KindTicket, Actor: actor, Message: TicketMessage(t)}}})
+	return s.do(ctx, &op{archivedInc: inc, archived: &TimelineChange{IncidentID: id, Entry: entry}})
+}
+
+// Hold puts an incident on hold (on) or takes it off hold.
+func (s *Service) Hold(ctx context.Context, id uint64, on bool, actor, note string) error {
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Hold(id, on, actor, note, now) }})
+	if errors.Is(err, ErrNotFound) {
+		if ok, herr := s.archived(ctx, id); herr != nil || ok {
+			return cmpOr(herr, fmt.Errorf("hold %s: %w: it is resolved", triage.IncidentKey(id), ErrConflict))
+		}
+	}
+	return err
 }
 
 // Reopen reopens a resolved incident by hand. An incident past its reopen

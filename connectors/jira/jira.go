@@ -341,7 +341,8 @@ func commentText(inc *triage.Incident, e triage.TimelineEntry) string {
 	var what string
 	switch e.Kind {
 	case triage.KindAlertAdded, triage.KindAlertRefired, triage.KindRootCause, triage.KindMerged,
-		triage.KindSeverityChanged, triage.KindFlapping, triage.KindReleased, triage.KindReopened, triage.KindResolved:
+		triage.KindSeverityChanged, triage.KindFlapping, triage.KindReleased, triage.KindReopened, triage.KindResolved,
+		triage.KindOnHold, triage.KindOffHold, triage.KindProblem:
 		what = e.Message
 	case triage.KindAcknowledged:
 		what = "acknowledged by " + e.Actor + " in Triage"
