@@ -241,6 +241,14 @@ type Explanation struct {
 	At          time.Time `json:"at"`
 }
 
+// Feedback is a satisfaction score (1-5) on how an incident was handled.
+type Feedback struct {
+	Score   int       `json:"score"`
+	Comment string    `json:"comment,omitempty"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+}
+
 // RootCause names the configuration item most likely at fault.
 type RootCause struct {
 	CI     string `json:"ci"`
@@ -343,6 +351,10 @@ type Incident struct {
 	// OnHold is set while someone put the incident on hold (waiting for a
 	// customer or a vendor): its SLA clocks stop.
 	OnHold bool `json:"on_hold,omitempty"`
+	// SLABreaches counts the SLA targets the incident breached.
+	SLABreaches int `json:"sla_breaches,omitempty"`
+	// Feedback is the last satisfaction score given on the incident.
+	Feedback *Feedback `json:"feedback,omitempty"`
 	// MergedInto is set on an incident merged into another one when a later
 	// alert showed both had one cause; Merged lists those merged into this one.
 	MergedInto *uint64  `json:"merged_into,omitempty"`

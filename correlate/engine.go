@@ -60,6 +60,7 @@ var DefaultCILabels = []string{"ci", "instance", "host", "hostname", "node", "de
 var (
 	ErrNotFound = errors.New("incident not found")
 	ErrConflict = errors.New("incident is in the wrong state")
+	ErrInvalid  = errors.New("invalid request")
 )
 
 // Result says what one event did.
@@ -836,8 +837,34 @@ func (e *Engine) Note(id uint64, kind, actor, text string, now time.Time) error 
 	if err != nil {
 		return err
 	}
+	if kind == triage.KindSLABreach {
+		inc.SLABreaches++
+		e.markIncident(inc)
+	}
 	e.addTimeline(inc, now, kind, actor, text, "")
 	return nil
+}
+
+// Feedback records a satisfaction score on a live incident.
+func (e *Engine) Feedback(id uint64, f triage.Feedback, now time.Time) error {
+	inc, err := e.live(id)
+	if err != nil {
+		return err
+	}
+	f.At = now
+	inc.Feedback = &f
+	e.addTimeline(inc, now, triage.KindFeedback, f.Actor, FeedbackMessage(f), "")
+	e.markIncident(inc)
+	return nil
+}
+
+// FeedbackMessage is the timeline text of a score: "score 4/5: comment".
+func FeedbackMessage(f triage.Feedback) string {
+	msg := fmt.Sprintf("score %d/5", f.Score)
+	if f.Comment != "" {
+		msg += ": " + f.Comment
+	}
+	return msg
 }
 
 // SetTicket records the incident's issue in a ticket system, with a

@@ -358,6 +358,23 @@ func (s *Service) updateArchived(ctx context.Context, id uint64, change func(*tr
 	return s.do(ctx, &op{archivedInc: inc, archived: &TimelineChange{IncidentID: id, Entry: entry}})
 }
 
+// Feedback records a satisfaction score (1-5) on an incident, live or
+// archived: feedback usually comes after resolution.
+func (s *Service) Feedback(ctx context.Context, id uint64, f triage.Feedback) error {
+	if f.Score < 1 || f.Score > 5 {
+		return fmt.Errorf("score %d: %w", f.Score, ErrInvalid)
+	}
+	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Feedback(id, f, now) }})
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	f.At = s.opts.Now()
+	return s.updateArchived(ctx, id, func(inc *triage.Incident) bool {
+		inc.Feedback = &f
+		return true
+	}, triage.TimelineEntry{Kind: triage.KindFeedback, Actor: f.Actor, Message: FeedbackMessage(f)})
+}
+
 // Hold puts an incident on hold (on) or takes it off hold.
 func (s *Service) Hold(ctx context.Context, id uint64, on bool, actor, note string) error {
 	err := s.do(ctx, &op{cmd: func(e *Engine, now time.Time) error { return e.Hold(id, on, actor, note, now) }})

@@ -323,6 +323,20 @@ func (s *Store) Incidents(f IncidentFilter) ([]triage.Incident, error) {
 	return out, err
 }
 
+// EachIncident calls fn with every incident, oldest first, without alerts
+// and timeline; the incident is fn's to keep.
+func (s *Store) EachIncident(fn func(*triage.Incident) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
+			inc := new(triage.Incident)
+			if err := json.Unmarshal(v, inc); err != nil {
+				return fmt.Errorf("decoding incident %x: %w", k, err)
+			}
+			return fn(inc)
+		})
+	})
+}
+
 // Incident reads one incident in full: alerts, explanation and timeline.
 func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 	var inc triage.Incident

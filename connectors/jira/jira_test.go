@@ -14,9 +14,9 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/connectors"
-	"github.com/triage-dev/triage/connectors/internal/conntest"
 	"github.com/triage-dev/triage/connectors/jira"
 	"github.com/triage-dev/triage/connectors/jira/jirafake"
+	"github.com/triage-dev/triage/internal/svctest"
 )
 
 const (
@@ -29,7 +29,7 @@ const (
 // outbox, and Triage's webhook endpoint the fake calls.
 type rig struct {
 	t       *testing.T
-	svc     *conntest.Service
+	svc     *svctest.Service
 	fake    *jirafake.Server
 	jiraURL string
 	hook    *httptest.Server
@@ -56,7 +56,7 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 	if ro.backoff == 0 {
 		ro.backoff = 5 * time.Millisecond
 	}
-	r := &rig{t: t, svc: conntest.Start(t, ""), backoff: ro.backoff}
+	r := &rig{t: t, svc: svctest.Start(t, ""), backoff: ro.backoff}
 	// The webhook endpoint exists before the fake so the fake can call it;
 	// it serves the inbound side once the connector is built.
 	var inbound http.Handler
@@ -149,7 +149,7 @@ func (r *rig) incident(id uint64) *triage.Incident {
 // settled waits until the outbox has nothing queued.
 func (r *rig) settled() {
 	r.t.Helper()
-	conntest.Eventually(r.t, "the outbox to drain", func() bool {
+	svctest.Eventually(r.t, "the outbox to drain", func() bool {
 		_ = r.svc.Sync(context.Background())
 		r.box.Poke()
 		idle, err := r.box.Idle()
@@ -196,7 +196,7 @@ func TestExactlyOneIssueAndCommentsOnceUnderFaults(t *testing.T) {
 	r.fake.Inject(jirafake.Fault{Method: "POST", PathPrefix: "/rest/api/2/issue/OPS-1/comment", Times: 1, Status: 502})
 
 	r.svc.Fire(t, "alertname", "HighErrorRate", "service", "orders", "severity", "critical", "instance", "a")
-	conntest.Eventually(t, "the ticket recorded", func() bool { return r.incident(1).Ticket != nil })
+	svctest.Eventually(t, "the ticket recorded", func() bool { return r.incident(1).Ticket != nil })
 	r.svc.Fire(t, "alertname", "HighErrorRate", "service", "orders", "severity", "critical", "instance", "b")
 	if err := r.svc.Comment(context.Background(), 1, "alice", "rolling back"); err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestCrashBetweenCreateAndRecord(t *testing.T) {
 	r := newRig(t, rigOptions{backoff: time.Hour}) // no retry before the "kill"
 	r.fake.Inject(jirafake.Fault{Method: "POST", PathPrefix: "/rest/api/2/issue", Times: 1, AfterCommit: true})
 	r.svc.Fire(t, "alertname", "DiskFull", "service", "db", "severity", "critical")
-	conntest.Eventually(t, "the issue created in Jira", func() bool { return len(r.issues()) == 1 })
+	svctest.Eventually(t, "the issue created in Jira", func() bool { return len(r.issues()) == 1 })
 	r.stopBox()
 	if inc := r.incident(1); inc.Ticket != nil {
 		t.Fatalf("ticket recorded although the answer was lost: %+v", inc.Ticket)
@@ -286,7 +286,7 @@ func TestInboundWebhook(t *testing.T) {
 	if err := r.fake.AssignAs(alice, key, alice); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "the comment and assignment on the incident", func() bool {
+	svctest.Eventually(t, "the comment and assignment on the incident", func() bool {
 		inc := r.incident(1)
 		return timelineHas(inc, triage.KindComment, "jira:Alice Ops") != nil &&
 			timelineHas(inc, triage.KindAssigned, "jira:Alice Ops") != nil && inc.Status == triage.IncidentAcknowledged
@@ -294,13 +294,13 @@ func TestInboundWebhook(t *testing.T) {
 	if err := r.fake.TransitionAs(alice, key, "Done", "Done"); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "the incident resolved from Jira", func() bool {
+	svctest.Eventually(t, "the incident resolved from Jira", func() bool {
 		return r.incident(1).Status == triage.IncidentResolved
 	})
 	if err := r.fake.TransitionAs(alice, key, "To Do", ""); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "the incident reopened from Jira", func() bool {
+	svctest.Eventually(t, "the incident reopened from Jira", func() bool {
 		return r.incident(1).Status == triage.IncidentOpen
 	})
 	r.settled()
@@ -343,10 +343,10 @@ func TestRefireRespectsWontDo(t *testing.T) {
 	if err := r.fake.TransitionAs("alice@example.com", key, "Done", "Won't Do"); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "resolved from Jira", func() bool { return r.incident(1).Status == triage.IncidentResolved })
+	svctest.Eventually(t, "resolved from Jira", func() bool { return r.incident(1).Status == triage.IncidentResolved })
 	r.svc.ResolveAlert(t, "alertname", "Noisy", "service", "batch", "severity", "critical")
 	r.svc.Fire(t, "alertname", "Noisy", "service", "batch", "severity", "critical")
-	conntest.Eventually(t, "the incident reopened by the re-fire", func() bool { return r.incident(1).Status == triage.IncidentOpen })
+	svctest.Eventually(t, "the incident reopened by the re-fire", func() bool { return r.incident(1).Status == triage.IncidentOpen })
 	r.settled()
 	is, _ := r.fake.Issue(key)
 	if is.StatusCategory != "done" || is.Resolution != "Won't Do" {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/connectors"
-	"github.com/triage-dev/triage/connectors/internal/conntest"
 	"github.com/triage-dev/triage/connectors/webhook"
+	"github.com/triage-dev/triage/internal/svctest"
 )
 
 // receiver is a webhook endpoint that checks signatures, can fail on
@@ -69,7 +69,7 @@ func (rc *receiver) accepted() []webhook.Body {
 	return append([]webhook.Body(nil), rc.got...)
 }
 
-func startOutbox(t *testing.T, svc *conntest.Service, url, secret string) (*connectors.Outbox, func()) {
+func startOutbox(t *testing.T, svc *svctest.Service, url, secret string) (*connectors.Outbox, func()) {
 	t.Helper()
 	wh, err := webhook.New(webhook.Options{Name: "chatops", URL: url, Secret: secret})
 	if err != nil {
@@ -91,7 +91,7 @@ func startOutbox(t *testing.T, svc *conntest.Service, url, secret string) (*conn
 }
 
 // changes are the store's changes per incident key, in order.
-func changes(t *testing.T, svc *conntest.Service) map[string][]uint64 {
+func changes(t *testing.T, svc *svctest.Service) map[string][]uint64 {
 	t.Helper()
 	if err := svc.Sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func equalSeqs(a, b map[string][]uint64) bool {
 // Every change reaches the receiver once, in order per incident, through
 // 5xx answers and a 429 with Retry-After.
 func TestWebhookDeliversEveryChangeOnceInOrder(t *testing.T) {
-	svc := conntest.Start(t, "")
+	svc := svctest.Start(t, "")
 	rc := &receiver{t: t, secret: "s3cret", seen: map[string]int{}}
 	var retryAfterAt time.Time
 	rc.fail = func(b webhook.Body, n int) (int, http.Header, string) {
@@ -166,7 +166,7 @@ func TestWebhookDeliversEveryChangeOnceInOrder(t *testing.T) {
 	}
 	svc.ResolveAlert(t, "alertname", "A", "service", "z")
 	want := changes(t, svc)
-	conntest.Eventually(t, "every change delivered", func() bool { return equalSeqs(perIncident(rc.accepted()), want) })
+	svctest.Eventually(t, "every change delivered", func() bool { return equalSeqs(perIncident(rc.accepted()), want) })
 	for id, n := range rc.seen {
 		if n != 1 {
 			t.Errorf("delivery %s accepted %d times", id, n)
@@ -188,7 +188,7 @@ func TestWebhookDeliversEveryChangeOnceInOrder(t *testing.T) {
 // A 4xx cannot succeed: it is recorded on the incident's timeline with the
 // receiver's message, and the incident's later changes still go.
 func TestWebhookPermanentFailureRecordedOnIncident(t *testing.T) {
-	svc := conntest.Start(t, "")
+	svc := svctest.Start(t, "")
 	rc := &receiver{t: t, secret: "k", seen: map[string]int{}}
 	rc.fail = func(b webhook.Body, n int) (int, http.Header, string) {
 		if b.Incident.Key == "INC-2" && b.Change.Kind == triage.KindOpened {
@@ -205,7 +205,7 @@ func TestWebhookPermanentFailureRecordedOnIncident(t *testing.T) {
 	if err := svc.Comment(context.Background(), 2, "alice", "after the failure"); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "the error on INC-2's timeline", func() bool {
+	svctest.Eventually(t, "the error on INC-2's timeline", func() bool {
 		if err := svc.Sync(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestWebhookPermanentFailureRecordedOnIncident(t *testing.T) {
 		}
 		return false
 	})
-	conntest.Eventually(t, "INC-2's comment delivered after the failure", func() bool {
+	svctest.Eventually(t, "INC-2's comment delivered after the failure", func() bool {
 		for _, b := range rc.accepted() {
 			if b.Incident.Key == "INC-2" && b.Change.Kind == triage.KindComment {
 				return true
@@ -238,7 +238,7 @@ func TestWebhookPermanentFailureRecordedOnIncident(t *testing.T) {
 // incident open when a connector is first enabled is backfilled.
 func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	svc := conntest.Start(t, dir)
+	svc := svctest.Start(t, dir)
 	svc.Fire(t, "alertname", "Before", "service", "x") // open before the webhook exists: backfilled
 	if err := svc.Sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 	if err := svc.Comment(context.Background(), 2, "alice", "one"); err != nil {
 		t.Fatal(err)
 	}
-	conntest.Eventually(t, "changes queued", func() bool {
+	svctest.Eventually(t, "changes queued", func() bool {
 		n, err := ob.Pending("webhook:chatops")
 		return err == nil && n >= 3
 	})
@@ -270,12 +270,12 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	svc = conntest.Start(t, dir)
+	svc = svctest.Start(t, dir)
 	_, stop = startOutbox(t, svc, srv.URL, "k")
 	defer stop()
 	want := changes(t, svc)
 	delete(want, "INC-1")
-	conntest.Eventually(t, "delivery after restart", func() bool {
+	svctest.Eventually(t, "delivery after restart", func() bool {
 		got := perIncident(rc.accepted())
 		b := got["INC-1"]
 		delete(got, "INC-1")

@@ -24,6 +24,7 @@ import (
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/kafkaauth"
 	"github.com/triage-dev/triage/internal/server"
+	"github.com/triage-dev/triage/metrics/kpi"
 	"github.com/triage-dev/triage/rules"
 )
 
@@ -132,7 +133,16 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer ob.close(log)
+	exporter, err := newExporter(cfg, store, nil, opts.Getenv, opts.Now, log.With("component", "clickhouse"), reg)
+	if err != nil {
+		return err
+	}
+	kpiOpts := kpiOptions(cfg)
 	srv := server.New(server.Options{
+		KPI: func(ctx context.Context, from, to time.Time) (any, error) {
+			return kpi.Compute(store.EachIncident, from, to, opts.Now(), kpiOpts)
+		},
+		Now:         opts.Now,
 		JiraWebhook: ob.webhookHandler(),
 		Ingest:      ing,
 		Incidents:   svc,
@@ -177,6 +187,11 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopOutbox()
 	obDone := make(chan struct{})
 	go func() { defer close(obDone); ob.run(obCtx) }()
+	var exportRun func(context.Context) error
+	if exporter != nil {
+		exportRun = exporter.Run
+	}
+	exportDone := runIf(obCtx, exportRun, log, "clickhouse export")
 
 	// Kafka consumers are producers of work like HTTP: they stop before the
 	// service does.
@@ -266,6 +281,7 @@ func Run(ctx context.Context, opts Options) error {
 	reloads.Wait()
 	stopOutbox()
 	<-obDone
+	<-exportDone
 	stopSvc()
 	if err := <-svcDone; err != nil && runErr == nil {
 		runErr = err

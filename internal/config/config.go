@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/triage-dev/triage/internal/yamlfile"
+	"github.com/triage-dev/triage/metrics/sla"
 )
 
 // Config is the whole configuration. See the README for every key.
@@ -35,6 +36,10 @@ type Config struct {
 	Jira        Jira        `yaml:"jira"`
 	Webhooks    []Webhook   `yaml:"webhooks"`
 	Outbox      Outbox      `yaml:"outbox"`
+	SLA         sla.Config  `yaml:"sla"`
+	XLA         XLA         `yaml:"xla"`
+	Problems    Problems    `yaml:"problems"`
+	ClickHouse  ClickHouse  `yaml:"clickhouse"`
 	Log         Log         `yaml:"log"`
 }
 
@@ -230,7 +235,9 @@ func Default() *Config {
 			Spike:             LogSpike{Interval: Duration(time.Minute), Factor: 3, MinCount: 20},
 			EventTTL:          Duration(15 * time.Minute),
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Problems:   Problems{Enabled: true, Threshold: 3, Window: Duration(30 * 24 * time.Hour), By: []string{"root_ci", "signature"}},
+		ClickHouse: ClickHouse{Database: "triage", BatchRows: 50000, Interval: Duration(time.Second)},
+		Log:        Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -402,6 +409,7 @@ func (c *Config) Validate() []fieldError {
 		add("logs.event_ttl", "must be positive")
 	}
 	c.validateConnectors(add)
+	c.validateITIL(add)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -464,7 +472,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.Webhooks[i].SecretFile = resolve(dir, c.Webhooks[i].SecretFile)
 	}
 	for _, p := range []*string{&c.Kafka.TLS.CAFile, &c.Kafka.TLS.CertFile, &c.Kafka.TLS.KeyFile, &c.Kafka.SASL.PasswordFile,
-		&c.Jira.TokenFile, &c.Jira.WebhookSecretFile} {
+		&c.Jira.TokenFile, &c.Jira.WebhookSecretFile, &c.ClickHouse.PasswordFile} {
 		*p = resolve(dir, *p)
 	}
 	if c.Auth.TokenFile != "" {
@@ -484,9 +492,7 @@ func resolve(dir, p string) string {
 
 // planned are the keys of the design's config that this version does not
 // implement yet: a clearer error than "unknown key".
-var planned = map[string]string{
-	"clickhouse": "ClickHouse KPIs",
-}
+var planned = map[string]string{}
 
 func notYet(file string, root *yaml.Node) Errors {
 	var errs Errors

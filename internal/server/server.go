@@ -42,6 +42,8 @@ type Incidents interface {
 	Acknowledge(ctx context.Context, id uint64, actor string) error
 	Resolve(ctx context.Context, id uint64, actor, note string) error
 	Comment(ctx context.Context, id uint64, actor, text string) error
+	Hold(ctx context.Context, id uint64, on bool, actor, note string) error
+	Feedback(ctx context.Context, id uint64, f triage.Feedback) error
 	// Sync returns once the Reader shows every write acknowledged before it.
 	Sync(ctx context.Context) error
 }
@@ -61,6 +63,10 @@ type Options struct {
 	CMDB CMDB
 	// LogTemplates lists mined log templates; nil without log mining.
 	LogTemplates LogTemplates
+	// KPI computes the KPIs of [from, to); nil turns /api/v1/kpi off.
+	KPI func(ctx context.Context, from, to time.Time) (any, error)
+	// Now is the clock for default ranges; time.Now when nil.
+	Now func() time.Time
 	// JiraWebhook receives Jira's webhooks (it checks its own shared
 	// secret, not the bearer token); nil without the Jira connector.
 	JiraWebhook http.Handler
@@ -111,6 +117,10 @@ func New(opts Options) *Server {
 	s.route("/api/v1/incidents/{id}/acknowledge", true, map[string]http.HandlerFunc{"POST": s.acknowledge})
 	s.route("/api/v1/incidents/{id}/resolve", true, map[string]http.HandlerFunc{"POST": s.resolve})
 	s.route("/api/v1/incidents/{id}/comments", true, map[string]http.HandlerFunc{"POST": s.comment})
+	s.route("/api/v1/incidents/{id}/hold", true, map[string]http.HandlerFunc{"POST": s.hold(true)})
+	s.route("/api/v1/incidents/{id}/unhold", true, map[string]http.HandlerFunc{"POST": s.hold(false)})
+	s.route("/api/v1/incidents/{id}/feedback", true, map[string]http.HandlerFunc{"POST": s.feedback})
+	s.route("/api/v1/kpi", true, map[string]http.HandlerFunc{"GET": s.kpi})
 	s.cmdbRoutes()
 	s.route("/api/v1/connectors/jira/webhook", false, map[string]http.HandlerFunc{"POST": func(w http.ResponseWriter, r *http.Request) {
 		if opts.JiraWebhook == nil {
@@ -347,6 +357,119 @@ func (s *Server) comment(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+func (s *Server) hold(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.action(w, r, false, func(ctx context.Context, id uint64, req ActionRequest) error {
+			return s.opts.Incidents.Hold(ctx, id, on, req.Actor, req.Note)
+		})
+	}
+}
+
+// FeedbackRequest is the body of POST /api/v1/incidents/{id}/feedback.
+type FeedbackRequest struct {
+	Score   int    `json:"score"`
+	Comment string `json:"comment"`
+	Actor   string `json:"actor"`
+}
+
+func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
+	id, ok := incidentID(w, r)
+	if !ok {
+		return
+	}
+	var req FeedbackRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
+	switch {
+	case err != nil:
+		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	case len(body) > maxActionBody:
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: %v of %d bytes", errTooLarge, maxActionBody))
+		return
+	case !utf8.Valid(body):
+		httpx.WriteError(w, http.StatusBadRequest, "body: not valid UTF-8")
+		return
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, `body: want {"score": 1-5, "comment": ..., "actor": ...}: `+err.Error())
+		return
+	}
+	if req.Score < 1 || req.Score > 5 {
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("score: %d is not between 1 and 5", req.Score))
+		return
+	}
+	if len(req.Comment) > 4096 {
+		httpx.WriteError(w, http.StatusBadRequest, "comment: longer than 4096 bytes")
+		return
+	}
+	req.Actor = strings.TrimSpace(req.Actor)
+	if req.Actor == "" {
+		req.Actor = "api"
+	}
+	if len(req.Actor) > 200 {
+		httpx.WriteError(w, http.StatusBadRequest, "actor: longer than 200 bytes")
+		return
+	}
+	if err := s.opts.Incidents.Feedback(r.Context(), id, triage.Feedback{Score: req.Score, Comment: req.Comment, Actor: req.Actor}); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	s.writeIncident(w, r, id)
+}
+
+// kpi serves GET /api/v1/kpi?from=&to= (RFC 3339 times or Unix seconds;
+// the last 7 days by default).
+func (s *Server) kpi(w http.ResponseWriter, r *http.Request) {
+	if s.opts.KPI == nil {
+		httpx.WriteError(w, http.StatusNotFound, "KPIs are not available")
+		return
+	}
+	now := time.Now
+	if s.opts.Now != nil {
+		now = s.opts.Now
+	}
+	to, err := timeParam(r, "to", now())
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	from, err := timeParam(r, "from", to.Add(-7*24*time.Hour))
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !from.Before(to) {
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("from (%s) must be before to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339)))
+		return
+	}
+	if err := s.opts.Incidents.Sync(r.Context()); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	rep, err := s.opts.KPI(r.Context(), from, to)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, rep)
+}
+
+func timeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n < 1<<40 {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time (2026-11-25T09:00:00Z) or Unix seconds", name, v)
+}
+
 func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
 	do func(context.Context, uint64, ActionRequest) error) {
 	id, ok := incidentID(w, r)
@@ -424,6 +547,8 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, correlate.ErrConflict):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, correlate.ErrInvalid):
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, correlate.ErrStopped), errors.Is(err, context.Canceled):
 		httpx.WriteError(w, http.StatusServiceUnavailable, err.Error())
 	default:

@@ -1,5 +1,6 @@
-// Package conntest runs a real correlation service for connector tests.
-package conntest
+// Package svctest runs a real correlation service for the tests of the
+// components that follow it (connectors, exporters, trackers).
+package svctest
 
 import (
 	"context"
@@ -38,6 +39,7 @@ func Start(t testing.TB, dir string) *Service {
 		},
 		CheckpointInterval: 5 * time.Millisecond,
 		TickInterval:       time.Hour,
+		EventRetention:     24 * time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

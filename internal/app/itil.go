@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/metrics/clickhouse"
+	"github.com/triage-dev/triage/metrics/kpi"
+)
+
+// kpiOptions are the XLA weights and targets of the config.
+func kpiOptions(cfg *config.Config) kpi.Options {
+	o := kpi.Options{SLA: len(cfg.SLA.Policies) > 0, Weights: map[string]float64{}, Targets: map[string]kpi.Target{}}
+	for name, s := range cfg.XLA.Services {
+		if s.Weight > 0 {
+			o.Weights[name] = s.Weight
+		}
+		if s.MaxImpactMinutes > 0 || s.MinSatisfaction > 0 {
+			o.Targets[name] = kpi.Target{MaxImpactMinutes: s.MaxImpactMinutes, MinSatisfaction: s.MinSatisfaction}
+		}
+	}
+	return o
+}
+
+// newExporter builds the ClickHouse export, or nil when it is off. It
+// does not connect: ClickHouse may be down when the daemon starts.
+func newExporter(cfg *config.Config, store *correlate.Store, problems func() ([]clickhouse.ProblemRow, error),
+	getenv func(string) string, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) (*clickhouse.Exporter, error) {
+	ch := cfg.ClickHouse
+	if !ch.Enabled() {
+		return nil, nil
+	}
+	password := getenv("TRIAGE_CLICKHOUSE_PASSWORD")
+	if ch.PasswordFile != "" {
+		b, err := os.ReadFile(ch.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.password_file: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	if cfg.Store.EventRetention <= 0 {
+		log.Warn("store.event_retention is 0: the ClickHouse events table stays empty (incidents, changes, SLA, feedback and problems are exported)")
+	}
+	return clickhouse.NewExporter(clickhouse.ExporterOptions{
+		Writer:     clickhouse.Options{Addr: ch.Addr, Database: ch.Database, Username: ch.Username, Password: password, BatchRows: ch.BatchRows},
+		Source:     store,
+		CursorPath: filepath.Join(cfg.DataDir, "clickhouse-export.json"),
+		Problems:   problems,
+		Weights:    kpiOptions(cfg).Weights,
+		Interval:   ch.Interval.D(),
+		Now:        now,
+		Logger:     log,
+		Registry:   reg,
+	})
+}
+
+// runIf runs f in a goroutine when it is not nil; the returned channel
+// closes when it has returned.
+func runIf(ctx context.Context, f func(context.Context) error, log *slog.Logger, what string) <-chan struct{} {
+	done := make(chan struct{})
+	if f == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := f(ctx); err != nil {
+			log.Error(what+" stopped", "err", err)
+		}
+	}()
+	return done
+}

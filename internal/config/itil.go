@@ -1,0 +1,97 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/triage-dev/triage/metrics/sla"
+)
+
+// XLA configures the experience side: per-service user-impact weights and
+// targets.
+type XLA struct {
+	Services map[string]XLAService `yaml:"services"`
+}
+
+// XLAService is one service's weight and XLA targets (0: none).
+type XLAService struct {
+	// Weight multiplies the service's incident minutes into user-impact
+	// minutes (default 1).
+	Weight           float64 `yaml:"weight"`
+	MaxImpactMinutes float64 `yaml:"max_impact_minutes"`
+	MinSatisfaction  float64 `yaml:"min_satisfaction"`
+}
+
+// Problems configures problem detection: an incident recurring Threshold
+// times within Window (same root CI or same signature) opens a problem.
+type Problems struct {
+	Enabled   bool     `yaml:"enabled"`
+	Threshold int      `yaml:"threshold"`
+	Window    Duration `yaml:"window"`
+	By        []string `yaml:"by"`
+}
+
+// ClickHouse configures the KPI export; without addr it is off. The
+// password comes from password_file or TRIAGE_CLICKHOUSE_PASSWORD.
+type ClickHouse struct {
+	Addr         string   `yaml:"addr"`
+	Database     string   `yaml:"database"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	BatchRows    int      `yaml:"batch_rows"`
+	Interval     Duration `yaml:"interval"`
+}
+
+// Enabled reports whether the ClickHouse export is configured.
+func (c ClickHouse) Enabled() bool { return c.Addr != "" }
+
+func (c *Config) validateITIL(add func(path, format string, args ...any)) {
+	if err := c.SLA.Validate(nil); err != nil {
+		var es sla.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				add("sla."+e.Path, "%s", e.Msg)
+			}
+		} else {
+			add("sla", "%v", err)
+		}
+	}
+	for name, s := range c.XLA.Services {
+		p := "xla.services." + name
+		if s.Weight < 0 {
+			add(p+".weight", "must not be negative")
+		}
+		if s.MaxImpactMinutes < 0 {
+			add(p+".max_impact_minutes", "must not be negative")
+		}
+		if s.MinSatisfaction != 0 && (s.MinSatisfaction < 1 || s.MinSatisfaction > 5) {
+			add(p+".min_satisfaction", "%v is not a score between 1 and 5", s.MinSatisfaction)
+		}
+	}
+	if c.Problems.Threshold < 2 {
+		add("problems.threshold", "must be at least 2 (a problem is a recurrence)")
+	}
+	if c.Problems.Window <= 0 {
+		add("problems.window", "must be positive")
+	}
+	for i, b := range c.Problems.By {
+		if b != "root_ci" && b != "signature" {
+			add(fmt.Sprintf("problems.by.%d", i), "%q is not root_ci or signature", b)
+		}
+	}
+	if ch := c.ClickHouse; ch.Enabled() {
+		if _, _, err := net.SplitHostPort(ch.Addr); err != nil {
+			add("clickhouse.addr", "%q is not host:port: %v", ch.Addr, err)
+		}
+		if ch.Database == "" {
+			add("clickhouse.database", "must not be empty")
+		}
+		if ch.BatchRows < 1000 || ch.BatchRows > 1_000_000 {
+			add("clickhouse.batch_rows", "%d is not between 1000 and 1000000", ch.BatchRows)
+		}
+		if ch.Interval <= 0 {
+			add("clickhouse.interval", "must be positive")
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package clickhouse
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/triage-dev/triage"
+	"github.com/triage-dev/triage/internal/svctest"
+	"github.com/triage-dev/triage/metrics/kpi"
+)
+
+// The exporter keeps everything while ClickHouse is unreachable, writes it
+// once it is back, sends nothing twice in effect when its cursor is lost
+// after a write (a crash), and the ClickHouse figures agree with the KPI
+// endpoint's.
+func TestExporterDownThenUpAndAgreesWithKPI(t *testing.T) {
+	addr, conn, db := testDB(t)
+	ctx := context.Background()
+	svc := svctest.Start(t, "")
+	svc.Fire(t, "alertname", "HighLatency", "service", "orders", "severity", "critical")
+	svc.Fire(t, "alertname", "HighLatency", "service", "orders", "severity", "critical") // a duplicate
+	svc.Fire(t, "alertname", "DiskFull", "service", "db", "severity", "warning")
+	time.Sleep(1100 * time.Millisecond) // whole seconds: ClickHouse keeps DateTime
+	if err := svc.Acknowledge(ctx, 1, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	svc.ResolveAlert(t, "alertname", "HighLatency", "service", "orders", "severity", "critical")
+	if err := svc.Feedback(ctx, 1, triage.Feedback{Score: 4, Comment: "quick", Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cursor := filepath.Join(t.TempDir(), "clickhouse-export.json")
+	down := ExporterOptions{Writer: Options{Addr: "127.0.0.1:1", Database: db, DialTimeout: time.Second},
+		Source: svc.Store, CursorPath: cursor, Weights: map[string]float64{"orders": 3}}
+	ex, err := NewExporter(down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.Round(ctx); err == nil || !IsRetryable(err) {
+		t.Fatalf("round with ClickHouse down: %v, want a retryable error", err)
+	}
+	if _, err := os.Stat(cursor); err == nil {
+		t.Fatal("the cursor moved although nothing was written")
+	}
+
+	up := down
+	up.Writer.Addr = addr
+	export := func() {
+		t.Helper()
+		ex, err := NewExporter(up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if ex.w != nil {
+				_ = ex.w.Close()
+			}
+		}()
+		for {
+			more, err := ex.Round(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !more {
+				return
+			}
+		}
+	}
+	export()
+	changes, err := svc.Store.Changes(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if n := count(t, conn, "SELECT count() FROM "+db+".incidents FINAL"); n != 2 {
+			t.Fatalf("%d incidents, want 2", n)
+		}
+		if n := count(t, conn, "SELECT count() FROM "+db+".incident_changes FINAL"); n != uint64(len(changes)) {
+			t.Fatalf("%d changes, want %d", n, len(changes))
+		}
+		if n := count(t, conn, "SELECT count() FROM "+db+".events FINAL"); n != 4 {
+			t.Fatalf("%d events, want 4 (duplicates and the resolution included)", n)
+		}
+		if n := count(t, conn, "SELECT count() FROM "+db+".feedback FINAL WHERE score = 4 AND comment = 'quick'"); n != 1 {
+			t.Fatalf("%d feedback rows, want 1", n)
+		}
+		if n := count(t, conn, "SELECT count() FROM "+db+".incidents FINAL WHERE status = 'resolved' AND id = 1"); n != 1 {
+			t.Fatal("incident 1 is not resolved in ClickHouse: the latest version did not win")
+		}
+	}
+	check()
+	// A crash after the write, before the cursor was saved: everything is
+	// sent again, and nothing counts twice.
+	if err := os.Remove(cursor); err != nil {
+		t.Fatal(err)
+	}
+	export()
+	check()
+
+	// The KPI endpoint and ClickHouse agree.
+	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	rep, err := kpi.Compute(svc.Store.EachIncident, from, to, time.Now(), kpi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mtta, mttr float64
+	var opened, events, alerts uint64
+	q := "SELECT avgIf(toUInt32(acknowledged_at) - toUInt32(opened_at), acknowledged_at > toDateTime(0)), " +
+		"avgIf(toUInt32(resolved_at) - toUInt32(opened_at), resolved_at > toDateTime(0)), count(), sum(event_count), sum(alert_count) " +
+		"FROM " + db + ".incidents FINAL"
+	if err := conn.QueryRow(ctx, q).Scan(&mtta, &mttr, &opened, &events, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	near := func(name string, ch float64, api *float64) {
+		t.Helper()
+		if api == nil || math.Abs(ch-*api) > 1 { // ClickHouse keeps whole seconds
+			t.Errorf("%s: ClickHouse %v, KPI endpoint %v", name, ch, api)
+		}
+	}
+	near("MTTA", mtta, rep.MTTASeconds)
+	near("MTTR", mttr, rep.MTTRSeconds)
+	if int(opened) != rep.Opened || int64(events) != rep.Events || int64(alerts) != rep.Alerts {
+		t.Fatalf("ClickHouse opened %d events %d alerts %d; KPI %d %d %d", opened, events, alerts, rep.Opened, rep.Events, rep.Alerts)
+	}
+}
