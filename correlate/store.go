@@ -337,6 +337,15 @@ func (s *Store) EachIncident(fn func(*triage.Incident) error) error {
 	})
 }
 
+// EachIncidentJSON calls fn with the JSON record of every incident (no
+// alerts, no timeline), oldest first; the bytes are valid only during the
+// call. Readers that need a few fields decode only those.
+func (s *Store) EachIncidentJSON(fn func([]byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIncidents).ForEach(func(_, v []byte) error { return fn(v) })
+	})
+}
+
 // Incident reads one incident in full: alerts, explanation and timeline.
 func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 	var inc triage.Incident

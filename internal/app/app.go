@@ -140,7 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 	kpiOpts := kpiOptions(cfg)
 	srv := server.New(server.Options{
 		KPI: func(ctx context.Context, from, to time.Time) (any, error) {
-			return kpi.Compute(store.EachIncident, from, to, opts.Now(), kpiOpts)
+			return kpi.ComputeJSON(store.EachIncidentJSON, from, to, opts.Now(), kpiOpts)
 		},
 		Now:         opts.Now,
 		JiraWebhook: ob.webhookHandler(),

@@ -7,6 +7,8 @@
 package kpi
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -163,6 +165,39 @@ func (a *acc) mtbf() *float64 {
 	slices.SortFunc(a.openings, func(x, y time.Time) int { return x.Compare(y) })
 	span := a.openings[len(a.openings)-1].Sub(a.openings[0]).Seconds()
 	return ratio(span, float64(len(a.openings)-1))
+}
+
+// record is the part of an incident's JSON record the KPIs read: decoding
+// only it is several times faster than decoding whole incidents.
+type record struct {
+	Service        string           `json:"service"`
+	EventCount     int64            `json:"event_count"`
+	AlertCount     int              `json:"alert_count"`
+	OpenedAt       time.Time        `json:"opened_at"`
+	AcknowledgedAt *time.Time       `json:"acknowledged_at"`
+	ResolvedAt     *time.Time       `json:"resolved_at"`
+	ReopenCount    int              `json:"reopen_count"`
+	SLABreaches    int              `json:"sla_breaches"`
+	Feedback       *triage.Feedback `json:"feedback"`
+	MergedInto     *uint64          `json:"merged_into"`
+}
+
+// ComputeJSON is Compute over incidents' JSON records (see
+// correlate.Store.EachIncidentJSON).
+func ComputeJSON(each func(func([]byte) error) error, from, to, now time.Time, o Options) (*Report, error) {
+	return Compute(func(fn func(*triage.Incident) error) error {
+		var inc triage.Incident
+		return each(func(b []byte) error {
+			var r record
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("decoding an incident: %w", err)
+			}
+			inc = triage.Incident{Service: r.Service, EventCount: r.EventCount, AlertCount: r.AlertCount, OpenedAt: r.OpenedAt,
+				AcknowledgedAt: r.AcknowledgedAt, ResolvedAt: r.ResolvedAt, ReopenCount: r.ReopenCount,
+				SLABreaches: r.SLABreaches, Feedback: r.Feedback, MergedInto: r.MergedInto}
+			return fn(&inc)
+		})
+	}, from, to, now, o)
 }
 
 // Compute walks every incident once (each calls fn with each incident)

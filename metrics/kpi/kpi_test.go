@@ -1,6 +1,7 @@
 package kpi
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -74,6 +75,30 @@ func TestCompute(t *testing.T) {
 	}
 	if o.XLAMet == nil || !*o.XLAMet || d.XLAMet == nil || *d.XLAMet {
 		t.Fatalf("XLA met: orders %v db %v, want true false", o.XLAMet, d.XLAMet)
+	}
+	// The same from the JSON records the store keeps.
+	jr, err := ComputeJSON(func(fn func([]byte) error) error {
+		for i := range incs {
+			b, err := json.Marshal(&incs[i])
+			if err != nil {
+				return err
+			}
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, t0, t0.Add(4*time.Hour), t0.Add(4*time.Hour), Options{
+		SLA: true, Weights: map[string]float64{"orders": 2},
+		Targets: map[string]Target{"orders": {MaxImpactMinutes: 400}, "db": {MinSatisfaction: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(r)
+	b, _ := json.Marshal(jr)
+	if string(a) != string(b) {
+		t.Fatalf("from JSON records:\n%s\nfrom incidents:\n%s", b, a)
 	}
 	// An empty range has no averages.
 	r, _ = Compute(each, t0.Add(-48*time.Hour), t0.Add(-47*time.Hour), t0, Options{})
