@@ -87,6 +87,13 @@ type State struct {
 	// although its delivery did not finish: the connector looks for it
 	// before it repeats it.
 	InFlight uint64 `json:"in_flight,omitempty"`
+	// Commented is the last change whose comment was posted: a delivery
+	// repeated after a later step failed does not post it again.
+	Commented uint64 `json:"commented,omitempty"`
+	// Target is where the pending create goes (a Jira project): while an
+	// Intent is outstanding the search looks there, even if the incident's
+	// route has changed since.
+	Target string `json:"target,omitempty"`
 }
 
 // Error classifies a delivery failure once, where the remote answer is
@@ -112,8 +119,9 @@ func Retryable(err error, after time.Duration) error {
 }
 
 // Classify decides, from an HTTP answer, whether a failure is retryable:
-// no answer (network errors, timeouts), 408, 425, 429 and 5xx are; other
-// 4xx are not. Retry-After (seconds or an HTTP date) is honoured. A nil
+// no answer (network errors, timeouts), 401 and 403 (credentials expired,
+// rotated or not yet granted: fixed outside, and the work must wait, not be
+// dropped), 408, 425, 429 and 5xx are; other 4xx are not. Retry-After (seconds or an HTTP date) is honoured. A nil
 // err with a 2xx status is no failure: nil.
 func Classify(resp *http.Response, err error, now time.Time) error {
 	if resp == nil {
@@ -137,7 +145,8 @@ func Classify(resp *http.Response, err error, now time.Time) error {
 		err = fmt.Errorf("HTTP %d", code)
 	}
 	switch {
-	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
+	case code == http.StatusUnauthorized, code == http.StatusForbidden,
+		code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
 		return Retryable(err, RetryAfter(resp.Header, now))
 	case code >= 300:
 		return Permanent(err)

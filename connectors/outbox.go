@@ -270,6 +270,12 @@ func (o *Outbox) feed() error {
 						continue
 					}
 					at = ch.Entry.Seq
+					// A connector's failure record is never sent anywhere:
+					// to its own connector it would fail again (a loop), and
+					// two failing connectors would feed each other.
+					if ch.Entry.Kind == triage.KindConnectorError {
+						continue
+					}
 					if c.filter != nil && !c.filter.Wants(ch.Entry) {
 						continue
 					}

@@ -1,6 +1,7 @@
 package jira
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -61,8 +62,12 @@ type update struct {
 	status     *status
 	resolution string
 	assignee   *user
-	assigned   bool // the assignee is known (webhook with the field, or a search)
-	comments   []comment
+	// statusChanged and assigneeChanged say the snapshot may carry a new
+	// status or assignee: a webhook whose changelog names the field, or a
+	// search result (compared by its updated time).
+	statusChanged, assigneeChanged bool
+	updated                        time.Time
+	comments                       []comment
 }
 
 // webhook is the part of Jira's webhook body Triage reads.
@@ -75,7 +80,8 @@ type webhook struct {
 	} `json:"issue"`
 	Changelog *struct {
 		Items []struct {
-			Field string `json:"field"`
+			Field   string `json:"field"`
+			FieldID string `json:"fieldId"`
 		} `json:"items"`
 	} `json:"changelog"`
 	Comment *comment `json:"comment"`
@@ -116,12 +122,22 @@ func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "not a Jira issue webhook: no issue.key")
 		return
 	}
-	u := update{key: wh.Issue.Key, by: wh.User, status: wh.Issue.Fields.Status}
+	u := update{key: wh.Issue.Key, by: wh.User, status: wh.Issue.Fields.Status, assignee: wh.Issue.Fields.Assignee,
+		updated: jiraTime(wh.Issue.Fields.Updated)}
 	if wh.Issue.Fields.Resolution != nil {
 		u.resolution = wh.Issue.Fields.Resolution.Name
 	}
-	if _, ok := wh.Issue.Fields.All["assignee"]; ok {
-		u.assignee, u.assigned = wh.Issue.Fields.Assignee, true
+	// Only what this event's changelog names changed; a comment event
+	// carries the issue as it was, which says nothing new about its status.
+	if wh.Changelog != nil {
+		for _, it := range wh.Changelog.Items {
+			switch strings.ToLower(cmpOr(it.FieldID, it.Field)) {
+			case "status", "resolution":
+				u.statusChanged = true
+			case "assignee":
+				u.assigneeChanged = true
+			}
+		}
 	}
 	if wh.Comment != nil && wh.Comment.ID != "" {
 		u.comments = []comment{*wh.Comment}
@@ -181,7 +197,6 @@ func (in *Inbound) apply(ctx context.Context, u update) ([]string, error) {
 	}
 	mine := func(x *user) bool { return x != nil && me != nil && x.id() == me.id() }
 	old, _ := j.recall(u.key)
-	now := old
 	var did []string
 	actor := Name
 	if u.by != nil {
@@ -202,59 +217,27 @@ func (in *Inbound) apply(ctx context.Context, u update) ([]string, error) {
 		}
 		return err
 	}
-	if u.status != nil {
+	// Progress is saved field by field, right after each action, so that a
+	// failure half way repeats nothing that was done.
+	stale := !u.updated.IsZero() && u.updated.Before(old.Updated)
+	newer := func(s *seen) {
+		if u.updated.After(s.Updated) {
+			s.Updated = u.updated
+		}
+	}
+	if u.status != nil && u.statusChanged && !stale {
 		cat := u.status.StatusCategory.Key
 		changed := cat != old.Category && !(old.Category == "done-kept" && cat == "done")
 		if changed && !mine(u.by) {
-			target := j.c.statuses[strings.ToLower(u.status.Name)]
-			if target == "" {
-				switch cat {
-				case "done":
-					target = string(triage.IncidentResolved)
-				case "indeterminate":
-					target = string(triage.IncidentAcknowledged)
-				default:
-					target = string(triage.IncidentOpen)
-				}
-			}
-			where := fmt.Sprintf("in Jira %s (%s", u.key, u.status.Name)
-			if u.resolution != "" && cat == "done" {
-				where += ", " + u.resolution
-			}
-			where += ")"
-			resolved := inc.Status == triage.IncidentResolved
-			switch target {
-			case string(triage.IncidentResolved):
-				if !resolved {
-					if err := act("resolve", in.act.Resolve(ctx, id, actor, where)); err != nil {
-						return did, err
-					}
-				}
-			case string(triage.IncidentAcknowledged):
-				if resolved {
-					if err := act("reopen", in.act.Reopen(ctx, id, actor, where)); err != nil {
-						return did, err
-					}
-				}
-				if inc.Status != triage.IncidentAcknowledged {
-					if err := act("acknowledge", in.act.Acknowledge(ctx, id, actor)); err != nil {
-						return did, err
-					}
-				}
-			default:
-				if resolved {
-					if err := act("reopen", in.act.Reopen(ctx, id, actor, where)); err != nil {
-						return did, err
-					}
-				}
+			if err := in.applyStatus(ctx, id, inc, u, actor, act); err != nil {
+				return did, err
 			}
 		}
 		if changed {
-			now.Category = cat
+			j.remember(u.key, func(s *seen) { s.Category = cat; newer(s) })
 		}
 	}
-	if u.assigned && u.assignee.id() != old.Assignee {
-		now.Assignee = u.assignee.id()
+	if u.assigneeChanged && !stale && u.assignee.id() != old.Assignee {
 		if !mine(u.by) {
 			text := "unassigned in Jira " + u.key
 			if u.assignee != nil {
@@ -269,26 +252,74 @@ func (in *Inbound) apply(ctx context.Context, u update) ([]string, error) {
 				}
 			}
 		}
+		a := u.assignee.id()
+		j.remember(u.key, func(s *seen) { s.Assignee = a; newer(s) })
 	}
 	cs := slices.Clone(u.comments)
-	slices.SortFunc(cs, func(a, b comment) int { return int(commentID(a.ID) - commentID(b.ID)) })
+	slices.SortFunc(cs, func(a, b comment) int { return cmp.Compare(commentID(a.ID), commentID(b.ID)) })
 	for _, c := range cs {
 		n := commentID(c.ID)
-		if n <= now.LastComment {
+		if n == 0 || old.hasComment(n) {
 			continue
 		}
-		now.LastComment = n
-		if mine(c.Author) || strings.Contains(c.Body, "(triage "+inc.Key+" change ") {
-			continue
+		if !mine(c.Author) && !strings.Contains(c.Body, "(triage "+inc.Key+" change ") {
+			if err := act("comment", in.act.Comment(ctx, id, Name+":"+c.Author.display(), c.Body)); err != nil {
+				return did, err
+			}
 		}
-		if err := act("comment", in.act.Comment(ctx, id, Name+":"+c.Author.display(), c.Body)); err != nil {
-			return did, err
-		}
-	}
-	if now != old {
-		j.remember(u.key, func(s *seen) { *s = now })
+		j.remember(u.key, func(s *seen) { s.addComment(n) })
 	}
 	return did, nil
+}
+
+// applyStatus reflects a status a person set in Jira on the incident.
+func (in *Inbound) applyStatus(ctx context.Context, id uint64, inc *triage.Incident, u update, actor string,
+	act func(string, error) error) error {
+	cat := u.status.StatusCategory.Key
+	target := in.j.c.statuses[strings.ToLower(u.status.Name)]
+	if target == "" {
+		switch cat {
+		case "done":
+			target = string(triage.IncidentResolved)
+		case "indeterminate":
+			target = string(triage.IncidentAcknowledged)
+		default:
+			target = string(triage.IncidentOpen)
+		}
+	}
+	where := fmt.Sprintf("in Jira %s (%s", u.key, u.status.Name)
+	if u.resolution != "" && cat == "done" {
+		where += ", " + u.resolution
+	}
+	where += ")"
+	resolved := inc.Status == triage.IncidentResolved
+	switch target {
+	case string(triage.IncidentResolved):
+		if !resolved {
+			return act("resolve", in.act.Resolve(ctx, id, actor, where))
+		}
+	case string(triage.IncidentAcknowledged):
+		if resolved {
+			if err := act("reopen", in.act.Reopen(ctx, id, actor, where)); err != nil {
+				return err
+			}
+		}
+		if inc.Status != triage.IncidentAcknowledged {
+			return act("acknowledge", in.act.Acknowledge(ctx, id, actor))
+		}
+	default:
+		if resolved {
+			return act("reopen", in.act.Reopen(ctx, id, actor, where))
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // me is the account Triage acts as in Jira, read once.
@@ -355,7 +386,8 @@ func (in *Inbound) Poll(ctx context.Context, since time.Time) error {
 		return fmt.Errorf("jira poll: %w", err)
 	}
 	for _, is := range issues {
-		u := update{key: is.Key, status: is.Fields.Status, assignee: is.Fields.Assignee, assigned: true}
+		u := update{key: is.Key, status: is.Fields.Status, assignee: is.Fields.Assignee,
+			statusChanged: true, assigneeChanged: true, updated: jiraTime(is.Fields.Updated)}
 		if is.Fields.Resolution != nil {
 			u.resolution = is.Fields.Resolution.Name
 		}

@@ -111,7 +111,7 @@ func (j *Connector) Deliver(ctx context.Context, d *connectors.Delivery) error {
 		}
 	}
 	key := st.Ticket.Key
-	if d.Change.Seq != 0 && d.Change.Seq > st.Covered {
+	if d.Change.Seq != 0 && d.Change.Seq > st.Covered && d.Change.Seq > st.Commented {
 		if text := commentText(inc, d.Change); text != "" {
 			if err := j.commentOnce(ctx, d, key, text); err != nil {
 				return err
@@ -171,7 +171,11 @@ func (j *Connector) identity(inc *triage.Incident) Identity {
 func (j *Connector) ensureIssue(ctx context.Context, d *connectors.Delivery) error {
 	inc, st := d.Incident, d.State
 	r := j.route(inc)
-	found, err := j.find(ctx, inc, r.Project)
+	project := r.Project
+	if !st.Intent.IsZero() && st.Target != "" {
+		project = st.Target // where the earlier, unconfirmed create went
+	}
+	found, err := j.find(ctx, inc, project)
 	if err != nil {
 		return err
 	}
@@ -182,29 +186,44 @@ func (j *Connector) ensureIssue(ctx context.Context, d *connectors.Delivery) err
 			return connectors.Retryable(fmt.Errorf("jira: an earlier create of %s may not be searchable yet", inc.Key), wait)
 		}
 	}
-	if found == nil {
-		st.Intent = j.o.Now()
-		if err := d.Save(); err != nil {
-			return connectors.Retryable(fmt.Errorf("saving the intent to create: %w", err), 0)
-		}
+	switch {
+	case found == nil:
+		// What the description shows is saved with the intent: if the
+		// answer is lost, the issue found later is known to show this.
 		body, err := j.createBody(inc, r)
 		if err != nil {
 			return connectors.Permanent(err)
 		}
+		st.Intent, st.Target, st.Covered, st.Priority = j.o.Now(), r.Project, lastSeq(inc), inc.Priority
+		if err := d.Save(); err != nil {
+			return connectors.Retryable(fmt.Errorf("saving the intent to create: %w", err), 0)
+		}
 		cr, err := j.cl.create(ctx, body)
 		if err != nil {
+			var ce *connectors.Error
+			if errors.As(err, &ce) && ce.Retryable && ce.RetryAfter == 0 {
+				// No answer or a 5xx: the issue may exist. The index lag
+				// counts from now, when the attempt ended.
+				st.Intent = j.o.Now()
+			} else {
+				st.Intent, st.Target = time.Time{}, "" // refused: nothing was created
+			}
 			return err
 		}
 		found = &issue{ID: cr.ID, Key: cr.Key}
 		j.log.Info("jira issue created", "incident", inc.Key, "issue", cr.Key)
-	} else {
+	case !st.Intent.IsZero():
+		// Found after an unconfirmed create: Covered and Priority were
+		// saved with the intent and describe what that create showed.
+		j.log.Info("jira issue found for incident", "incident", inc.Key, "issue", found.Key)
+	default:
+		// Found without an intent (state lost): assume it shows nothing.
+		st.Covered, st.Priority = 0, ""
 		j.log.Info("jira issue found for incident", "incident", inc.Key, "issue", found.Key)
 	}
 	st.Ticket = &triage.Ticket{System: Name, Key: found.Key, URL: strings.TrimRight(j.o.URL, "/") + "/browse/" + found.Key}
 	st.RemoteID = found.ID
-	st.Intent = time.Time{}
-	st.Covered = lastSeq(inc)
-	st.Priority = inc.Priority
+	st.Intent, st.Target = time.Time{}, ""
 	if found.Fields.Status != nil {
 		j.remember(found.Key, func(s *seen) { s.Category = found.Fields.Status.StatusCategory.Key })
 	} else {
@@ -310,8 +329,17 @@ func marker(inc *triage.Incident, seq uint64) string {
 
 // commentOnce posts a change's comment unless an earlier attempt did.
 func (j *Connector) commentOnce(ctx context.Context, d *connectors.Delivery, key, text string) error {
+	return j.commentMarked(ctx, d, key, text, "")
+}
+
+// commentMarked is commentOnce for a second comment of the same change,
+// told apart by what (e.g. "status").
+func (j *Connector) commentMarked(ctx context.Context, d *connectors.Delivery, key, text, what string) error {
 	st, seq := d.State, d.Change.Seq
 	mark := marker(d.Incident, seq)
+	if what != "" {
+		mark = strings.TrimSuffix(mark, ")") + " " + what + ")"
+	}
 	if st.InFlight == seq {
 		cs, err := j.cl.recentComments(ctx, key, 50)
 		if err != nil {
@@ -320,6 +348,9 @@ func (j *Connector) commentOnce(ctx context.Context, d *connectors.Delivery, key
 		for _, c := range cs {
 			if strings.HasSuffix(strings.TrimSpace(c.Body), mark) {
 				st.InFlight = 0
+				if what == "" {
+					st.Commented = max(st.Commented, seq)
+				}
 				return nil
 			}
 		}
@@ -333,6 +364,9 @@ func (j *Connector) commentOnce(ctx context.Context, d *connectors.Delivery, key
 		return err
 	}
 	st.InFlight = 0
+	if what == "" {
+		st.Commented = max(st.Commented, seq)
+	}
 	return nil
 }
 
@@ -358,7 +392,7 @@ func commentText(inc *triage.Incident, e triage.TimelineEntry) string {
 	if what == "" {
 		return ""
 	}
-	return fmt.Sprintf("[Triage %s] %s", e.Time.UTC().Format("2006-01-02 15:04:05Z"), what)
+	return fmt.Sprintf("Triage, %s: %s", e.Time.UTC().Format("2006-01-02 15:04:05Z"), what)
 }
 
 // syncStatus brings the issue's workflow status to the incident's. It
@@ -391,8 +425,8 @@ func (j *Connector) syncStatus(ctx context.Context, d *connectors.Delivery) erro
 		}
 		if j.o.Reopen == "comment" || slices.ContainsFunc(j.o.KeepResolutions, func(k string) bool { return strings.EqualFold(k, res) }) {
 			// Someone closed it on purpose: say it fired again, keep it.
-			text := fmt.Sprintf("[Triage] %s is open again in Triage; the issue stays %s (%s).", inc.Key, is.Fields.Status.Name, res)
-			if err := j.commentOnce(ctx, d, key, text); err != nil {
+			text := fmt.Sprintf("Triage: %s is open again in Triage; the issue stays %s (%s).", inc.Key, is.Fields.Status.Name, res)
+			if err := j.commentMarked(ctx, d, key, text, "status"); err != nil {
 				return err
 			}
 			j.remember(key, func(s *seen) { s.Category = "done-kept" })
@@ -490,7 +524,18 @@ func (j *Connector) moveTo(ctx context.Context, key, goal, name, resolution stri
 	if err := j.cl.transition(ctx, key, t.ID, resolution); err != nil {
 		return err
 	}
-	j.remember(key, func(s *seen) { s.Category = t.To.StatusCategory.Key })
+	cat, upd := t.To.StatusCategory.Key, time.Time{}
+	if after, err := j.cl.getIssue(ctx, key, "status,updated"); err == nil && after.Fields.Status != nil {
+		// Jira's own time of this change: snapshots older than it (a late
+		// webhook, a lagging search) are not taken for a person's change.
+		cat, upd = after.Fields.Status.StatusCategory.Key, jiraTime(after.Fields.Updated)
+	}
+	j.remember(key, func(s *seen) {
+		s.Category = cat
+		if upd.After(s.Updated) {
+			s.Updated = upd
+		}
+	})
 	return nil
 }
 
@@ -498,9 +543,44 @@ func (j *Connector) moveTo(ctx context.Context, key, goal, name, resolution stri
 // acts on differences from it, so its own changes are not taken for a
 // person's.
 type seen struct {
-	Category    string `json:"category,omitempty"`
-	Assignee    string `json:"assignee,omitempty"`
-	LastComment int64  `json:"last_comment,omitempty"`
+	Category string `json:"category,omitempty"`
+	Assignee string `json:"assignee,omitempty"`
+	// Updated is Jira's updated time of the newest snapshot acted on: an
+	// older one (a late webhook, a stale search index) changes nothing.
+	Updated time.Time `json:"updated,omitzero"`
+	// Comments are the ids of comments already seen (the newest
+	// maxSeenComments); ids at or below Floor are all seen.
+	Comments []int64 `json:"comments,omitempty"`
+	Floor    int64   `json:"floor,omitempty"`
+}
+
+const maxSeenComments = 500
+
+func (s *seen) hasComment(id int64) bool {
+	_, ok := slices.BinarySearch(s.Comments, id)
+	return id <= s.Floor || ok
+}
+
+func (s *seen) addComment(id int64) {
+	if s.hasComment(id) {
+		return
+	}
+	i, _ := slices.BinarySearch(s.Comments, id)
+	s.Comments = slices.Insert(s.Comments, i, id)
+	if len(s.Comments) > maxSeenComments {
+		s.Floor = s.Comments[0]
+		s.Comments = slices.Delete(s.Comments, 0, 1)
+	}
+}
+
+// jiraTime reads Jira's timestamps ("2026-11-25T09:00:00.000+0000").
+func jiraTime(s string) time.Time {
+	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // recall reads what is known of an issue.

@@ -507,3 +507,94 @@ func TestServiceManagementWorkflowAndRoutes(t *testing.T) {
 		t.Fatalf("%d issues, want 1", len(r.issues()))
 	}
 }
+
+// Review regressions.
+
+// Credentials failing for a while (401) delay the issue; they do not
+// cancel it.
+func TestTransientAuthFailureIsRetried(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.fake.Inject(jirafake.Fault{Method: "GET", PathPrefix: "/rest/api/2/search", Times: 2, Status: 401})
+	r.svc.Fire(t, "alertname", "A", "service", "s", "severity", "critical")
+	r.settled()
+	if n := len(r.issues()); n != 1 {
+		t.Fatalf("%d issues after a transient 401, want 1", n)
+	}
+	if e := timelineHas(r.incident(1), triage.KindConnectorError, ""); e != nil {
+		t.Fatalf("a 401 was recorded as permanent: %+v", e)
+	}
+}
+
+// The route changing between an unconfirmed create and its retry does not
+// make a second issue in the new route's project.
+func TestRouteChangeAfterUnconfirmedCreate(t *testing.T) {
+	r := newRig(t, rigOptions{tweak: func(o *jira.Options) {
+		o.Routes = []jira.Route{{When: "incident.alert_count > 1", Project: "DBA"}}
+	}})
+	r.fake.Inject(jirafake.Fault{Method: "POST", PathPrefix: "/rest/api/2/issue", Times: 1, Status: 504, AfterCommit: true})
+	r.svc.Fire(t, "alertname", "A", "service", "s", "severity", "critical", "instance", "1")
+	svctest.Eventually(t, "the unconfirmed create", func() bool { return len(r.issues()) == 1 })
+	r.svc.Fire(t, "alertname", "A", "service", "s", "severity", "critical", "instance", "2")
+	r.settled()
+	is := r.issues()
+	if len(is) != 1 || is[0].Project != "OPS" {
+		t.Fatalf("issues %+v, want the one OPS issue", is)
+	}
+	// The second alert joined after the create: it is commented, not lost.
+	if got := r.commentMarks(is[0].Key); len(got) != 1 {
+		t.Fatalf("comments %v, want the second alert's", got)
+	}
+}
+
+// A comment event carries the issue as it was; Triage's own resolution
+// comment arriving after its transition must not reopen the incident.
+func TestOwnCommentEventDoesNotReopen(t *testing.T) {
+	r := newRig(t, rigOptions{webhooks: true})
+	r.svc.Fire(t, "alertname", "A", "service", "s", "severity", "critical")
+	r.settled()
+	r.svc.ResolveAlert(t, "alertname", "A", "service", "s", "severity", "critical")
+	r.settled()
+	if err := r.fake.WaitWebhooks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := r.in.Poll(context.Background(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc := r.incident(1)
+	if inc.Status != triage.IncidentResolved || timelineHas(inc, triage.KindReopened, "") != nil {
+		t.Fatalf("incident %s, timeline %+v: reopened by its own echo", inc.Status, inc.Timeline)
+	}
+}
+
+// Comments whose webhooks arrive out of order are both applied, once.
+func TestOutOfOrderCommentWebhooks(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.svc.Fire(t, "alertname", "A", "service", "s", "severity", "critical")
+	r.settled()
+	key := r.issues()[0].Key
+	post := func(id, author, body string) {
+		t.Helper()
+		js := fmt.Sprintf(`{"webhookEvent":"comment_created","issue":{"key":%q,"fields":{"status":{"name":"To Do","statusCategory":{"key":"new"}}}},
+			"comment":{"id":%q,"body":%q,"author":{"accountId":%q,"displayName":%q}}}`, key, id, body, author, author)
+		req := httptest.NewRequest("POST", "/hook?secret="+secret, strings.NewReader(js))
+		w := httptest.NewRecorder()
+		r.in.ServeHTTP(w, req)
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("webhook: %d %s", w.Code, w.Body)
+		}
+	}
+	post("20001", "bob", "second")
+	post("20000", "carol", "first")
+	post("20001", "bob", "second") // a redelivery
+	n := 0
+	for _, e := range r.incident(1).Timeline {
+		if e.Kind == triage.KindComment {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d comments on the incident, want 2", n)
+	}
+}

@@ -282,3 +282,38 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 		return len(b) == 1 && b[0] == 0 && equalSeqs(got, want)
 	})
 }
+
+// A receiver refusing everything gets each change once: the failure
+// records are not sent to it again (no loop).
+func TestWebhookRefusingEverythingDoesNotLoop(t *testing.T) {
+	svc := svctest.Start(t, "")
+	rc := &receiver{t: t, secret: "k", seen: map[string]int{}}
+	rc.fail = func(webhook.Body, int) (int, http.Header, string) { return http.StatusGone, nil, "gone" }
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	ob, stop := startOutbox(t, svc, srv.URL, "k")
+	defer stop()
+	svc.Fire(t, "alertname", "A", "service", "x")
+	svctest.Eventually(t, "idle", func() bool {
+		_ = svc.Sync(context.Background())
+		ok, err := ob.Idle()
+		return err == nil && ok
+	})
+	time.Sleep(100 * time.Millisecond)
+	rc.mu.Lock()
+	calls := rc.calls
+	rc.mu.Unlock()
+	inc, err := svc.Store.Incident(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := 0
+	for _, e := range inc.Timeline {
+		if e.Kind == triage.KindConnectorError {
+			errs++
+		}
+	}
+	if calls != 1 || errs != 1 {
+		t.Fatalf("%d calls and %d error entries, want 1 and 1", calls, errs)
+	}
+}
