@@ -133,15 +133,40 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer ob.close(log)
-	exporter, err := newExporter(cfg, store, nil, opts.Getenv, opts.Now, log.With("component", "clickhouse"), reg)
+	probs, err := newProblems(cfg, svc, store, opts.Now, log.With("component", "problems"), reg)
+	if err != nil {
+		return err
+	}
+	if probs != nil {
+		defer func() {
+			if err := probs.Close(); err != nil {
+				log.Error("closing problems.db", "err", err)
+			}
+		}()
+	}
+	slaTracker, err := newSLATracker(cfg, svc, store, opts.Now, log.With("component", "sla"), reg)
+	if err != nil {
+		return err
+	}
+	exporter, err := newExporter(cfg, store, problemRows(probs), opts.Getenv, opts.Now, log.With("component", "clickhouse"), reg)
 	if err != nil {
 		return err
 	}
 	kpiOpts := kpiOptions(cfg)
 	srv := server.New(server.Options{
 		KPI: func(ctx context.Context, from, to time.Time) (any, error) {
-			return kpi.ComputeJSON(store.EachIncidentJSON, from, to, opts.Now(), kpiOpts)
+			rep, err := kpi.ComputeJSON(store.EachIncidentJSON, from, to, opts.Now(), kpiOpts)
+			if err != nil {
+				return nil, err
+			}
+			return rep, problemCounts(probs, rep)
 		},
+		Problems: func() server.Problems {
+			if probs == nil {
+				return nil
+			}
+			return probs
+		}(),
 		Now:         opts.Now,
 		JiraWebhook: ob.webhookHandler(),
 		Ingest:      ing,
@@ -192,6 +217,15 @@ func Run(ctx context.Context, opts Options) error {
 		exportRun = exporter.Run
 	}
 	exportDone := runIf(obCtx, exportRun, log, "clickhouse export")
+	var probRun, slaRun func(context.Context) error
+	if probs != nil {
+		probRun = probs.Run
+	}
+	if slaTracker != nil {
+		slaRun = slaTracker.Run
+	}
+	probDone := runIf(obCtx, probRun, log, "problem tracker")
+	slaDone := runIf(obCtx, slaRun, log, "sla tracker")
 
 	// Kafka consumers are producers of work like HTTP: they stop before the
 	// service does.
@@ -282,6 +316,8 @@ func Run(ctx context.Context, opts Options) error {
 	stopOutbox()
 	<-obDone
 	<-exportDone
+	<-probDone
+	<-slaDone
 	stopSvc()
 	if err := <-svcDone; err != nil && runErr == nil {
 		runErr = err

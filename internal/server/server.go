@@ -63,6 +63,8 @@ type Options struct {
 	CMDB CMDB
 	// LogTemplates lists mined log templates; nil without log mining.
 	LogTemplates LogTemplates
+	// Problems serves problem management; nil when it is off.
+	Problems Problems
 	// KPI computes the KPIs of [from, to); nil turns /api/v1/kpi off.
 	KPI func(ctx context.Context, from, to time.Time) (any, error)
 	// Now is the clock for default ranges; time.Now when nil.
@@ -121,6 +123,7 @@ func New(opts Options) *Server {
 	s.route("/api/v1/incidents/{id}/unhold", true, map[string]http.HandlerFunc{"POST": s.hold(false)})
 	s.route("/api/v1/incidents/{id}/feedback", true, map[string]http.HandlerFunc{"POST": s.feedback})
 	s.route("/api/v1/kpi", true, map[string]http.HandlerFunc{"GET": s.kpi})
+	s.problemRoutes()
 	s.cmdbRoutes()
 	s.route("/api/v1/connectors/jira/webhook", false, map[string]http.HandlerFunc{"POST": func(w http.ResponseWriter, r *http.Request) {
 		if opts.JiraWebhook == nil {
