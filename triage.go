@@ -307,6 +307,8 @@ const (
 	// warning threshold or its deadline.
 	KindSLAWarning = "sla_warning"
 	KindSLABreach  = "sla_breach"
+	// KindPriorityChanged records the priority matrix raising a priority.
+	KindPriorityChanged = "priority_changed"
 )
 
 // ProblemKey is the human form of a problem id, e.g. PRB-7.
@@ -317,11 +319,14 @@ const ActorSystem = "triage"
 
 // Incident is a group of alerts that share one cause, with its lifecycle.
 type Incident struct {
-	ID             uint64            `json:"id"`
-	Key            string            `json:"key"`
-	Title          string            `json:"title"`
-	Status         IncidentStatus    `json:"status"`
-	Priority       string            `json:"priority"`
+	ID       uint64         `json:"id"`
+	Key      string         `json:"key"`
+	Title    string         `json:"title"`
+	Status   IncidentStatus `json:"status"`
+	Priority string         `json:"priority"`
+	// PriorityReason says how the priority matrix chose the priority
+	// (impact × urgency); empty without a matrix.
+	PriorityReason string            `json:"priority_reason,omitempty"`
 	Severity       string            `json:"severity"`
 	CI             string            `json:"ci"`
 	Service        string            `json:"service"`

@@ -41,6 +41,42 @@ type Options struct {
 	MinAlerts int
 	// Flapping marks alerts that change state too often.
 	Flapping Flapping
+	// Priority, when its Matrix is set, gives incidents the priority of
+	// their impact × urgency instead of their severity's.
+	Priority *PriorityMatrix
+}
+
+// PriorityMatrix is the ITIL priority model: an incident's impact (the
+// tier of the CIs it touches, the number of services affected) and its
+// urgency (its alerts' severity) pick a priority in Matrix. Levels are
+// "low", "medium" and "high"; anything not mapped is low. An enrich rule's
+// priority still wins when it is more urgent. The priority is reassessed
+// as alerts join and only rises.
+type PriorityMatrix struct {
+	// TierAttribute is the CI attribute holding its tier ("tier").
+	TierAttribute string
+	// Tiers maps a tier value to an impact level, e.g. {"1": high}.
+	Tiers map[string]string
+	// Services maps an impact level to the number of affected services
+	// that reaches it, e.g. {high: 3, medium: 2}.
+	Services map[string]int
+	// Urgency maps a severity to an urgency level.
+	Urgency map[string]string
+	// Matrix maps impact → urgency → P1..P5; every cell must be set.
+	Matrix map[string]map[string]string
+}
+
+// Levels of impact and urgency, lowest first.
+var Levels = []string{"low", "medium", "high"}
+
+func levelRank(l string) int8 {
+	switch l {
+	case "high":
+		return 2
+	case "medium":
+		return 1
+	}
+	return 0
 }
 
 // Flapping marks an alert flapping when it changes state (fires, resolves)
@@ -137,6 +173,15 @@ type incidentState struct {
 	triage.Incident
 	alerts []*alertState
 	dirty  bool
+	// pm is the priority matrix assessment; nil without a matrix.
+	pm *assessment
+}
+
+// assessment is an incident's impact and urgency so far.
+type assessment struct {
+	impact, urgency       int8
+	impactWhy, urgencyWhy string
+	services              map[string]struct{} // capped: only whether a threshold is reached matters
 }
 
 // Engine is the deterministic correlation core. It is not safe for
@@ -320,7 +365,9 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 		ruleSeverity := a.Routing != nil && a.Routing.Severity != ""
 		if !ruleSeverity && triage.SeverityRank(ev.Severity) > triage.SeverityRank(a.Severity) {
 			a.Severity = ev.Severity
-			notePriority(inc, a)
+			before := inc.Priority
+			e.notePriority(inc, a)
+			e.notePriorityChange(inc, before, now)
 			e.raiseSeverity(inc, a.Severity, now)
 		}
 	}
@@ -455,7 +502,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 		Title:       title(&a.Alert),
 		Status:      triage.IncidentOpen,
 		Severity:    a.Severity,
-		Priority:    alertPriority(a),
+		Priority:    e.initialPriority(a),
 		CI:          a.CI,
 		Service:     a.Labels["service"],
 		GroupKey:    as.GroupKey,
@@ -489,6 +536,22 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	return inc
 }
 
+// initialPriority is a new incident's priority before route assesses it.
+func (e *Engine) initialPriority(a *alertState) string {
+	if e.opts.Priority != nil && e.opts.Priority.Matrix != nil {
+		return ""
+	}
+	return alertPriority(a)
+}
+
+// notePriorityChange records a priority the matrix raised on the timeline.
+func (e *Engine) notePriorityChange(inc *incidentState, before string, now time.Time) {
+	if inc.pm != nil && before != "" && inc.Priority != before {
+		e.addTimeline(inc, now, triage.KindPriorityChanged, triage.ActorSystem,
+			fmt.Sprintf("priority %s → %s: %s", before, inc.Priority, inc.PriorityReason), "")
+	}
+}
+
 // alertPriority is an alert's priority: the one an enrich rule set, else
 // its severity's.
 func alertPriority(a *alertState) string {
@@ -499,18 +562,73 @@ func alertPriority(a *alertState) string {
 }
 
 // notePriority raises the incident's priority to the alert's when higher:
-// an incident's priority is the highest of its alerts'.
-func notePriority(inc *incidentState, a *alertState) {
-	if p := alertPriority(a); inc.Priority == "" || p < inc.Priority {
+// an incident's priority is the highest of its alerts' (by the matrix,
+// when there is one, or by severity; a rule's priority either way).
+func (e *Engine) notePriority(inc *incidentState, a *alertState) {
+	p := alertPriority(a)
+	if pm := e.opts.Priority; pm != nil && pm.Matrix != nil {
+		p = e.assess(inc, a)
+		if a.Routing != nil && a.Routing.Priority != "" && a.Routing.Priority < p {
+			p = a.Routing.Priority
+		}
+	}
+	if inc.Priority == "" || p < inc.Priority {
 		inc.Priority = p
 	}
+}
+
+// assess adds an alert to the incident's impact and urgency and returns
+// the matrix priority, setting the incident's priority reason.
+func (e *Engine) assess(inc *incidentState, a *alertState) string {
+	pm := e.opts.Priority
+	s := inc.pm
+	if s == nil {
+		s = &assessment{impactWhy: "no high-tier CI", urgencyWhy: "severity " + orNone(a.Severity)}
+		inc.pm = s
+	}
+	svc := a.Labels["service"]
+	if e.opts.Topology != nil && a.Binding != nil {
+		if ci, ok := e.opts.Topology.CI(a.Binding.CI); ok {
+			attr := pm.TierAttribute
+			if attr == "" {
+				attr = "tier"
+			}
+			if tier := ci.Attributes[attr]; tier != "" {
+				if r := levelRank(pm.Tiers[tier]); r > s.impact {
+					s.impact, s.impactWhy = r, fmt.Sprintf("%s is %s %s", ci.ID, attr, tier)
+				}
+			}
+			if svc == "" {
+				svc = ci.Service
+			}
+		}
+	}
+	if svc != "" && len(s.services) < 64 {
+		if s.services == nil {
+			s.services = map[string]struct{}{}
+		}
+		s.services[svc] = struct{}{}
+		n := len(s.services)
+		for _, l := range []string{"high", "medium"} {
+			if need := pm.Services[l]; need > 0 && n >= need && levelRank(l) > s.impact {
+				s.impact, s.impactWhy = levelRank(l), fmt.Sprintf("%d services affected", n)
+			}
+		}
+	}
+	if r := levelRank(pm.Urgency[a.Severity]); r > s.urgency {
+		s.urgency, s.urgencyWhy = r, "severity "+a.Severity
+	}
+	imp, urg := Levels[s.impact], Levels[s.urgency]
+	p := pm.Matrix[imp][urg]
+	inc.PriorityReason = fmt.Sprintf("impact %s (%s) × urgency %s (%s) → %s", imp, s.impactWhy, urg, s.urgencyWhy, p)
+	return p
 }
 
 // route applies what enrich rules set on a joining alert: its priority
 // (through notePriority), and service, assignment group and Jira project
 // where the incident has none yet.
 func (e *Engine) route(inc *incidentState, a *alertState) {
-	notePriority(inc, a)
+	e.notePriority(inc, a)
 	if a.Routing == nil {
 		return
 	}
@@ -667,7 +785,9 @@ func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
 	}
 	e.addTimeline(inc, now, triage.KindAlertAdded, triage.ActorSystem, msg, a.Fingerprint)
 	commonLabels(inc, a.Labels)
+	before := inc.Priority
 	e.route(inc, a)
+	e.notePriorityChange(inc, before, now)
 	e.serviceFromCI(inc, a)
 	e.raiseSeverity(inc, a.Severity, now)
 	e.releaseHeld(inc, now)
@@ -987,6 +1107,11 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		a.Annotations, a.GeneratorURL = nil, ""
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
+		if pm := e.opts.Priority; pm != nil && pm.Matrix != nil && is.Status != triage.IncidentResolved {
+			reason := is.PriorityReason
+			e.assess(is, a) // rebuild impact and urgency; the priority is as stored
+			is.PriorityReason = reason
+		}
 		if a.Status == triage.AlertFiring && !a.EndsAt.IsZero() {
 			e.queueExpiry(a, a.EndsAt)
 		}

@@ -83,7 +83,15 @@ func (s *Setup) EngineOptions(cfg *config.Config) correlate.Options {
 		Rules:        s.rules(),
 		MinAlerts:    k.MinAlerts,
 		Flapping:     correlate.Flapping{Changes: k.Flapping.Changes, Window: k.Flapping.Window.D()},
+		Priority:     priorityMatrix(k.Priority),
 	}
+}
+
+func priorityMatrix(p config.PriorityMatrix) *correlate.PriorityMatrix {
+	if p.Matrix == nil {
+		return nil
+	}
+	return &correlate.PriorityMatrix{TierAttribute: p.TierAttribute, Tiers: p.Tiers, Services: p.Services, Urgency: p.Urgency, Matrix: p.Matrix}
 }
 
 // NewGrouper builds the correlator of a config with this setup.

@@ -164,6 +164,18 @@ type Correlation struct {
 	// Flapping marks an alert that changes state Changes times within
 	// Window; its changes then neither resolve nor reopen its incident.
 	Flapping Flapping `yaml:"flapping"`
+	// Priority is the impact × urgency matrix; without a matrix an
+	// incident's priority follows its severity.
+	Priority PriorityMatrix `yaml:"priority"`
+}
+
+// PriorityMatrix configures ITIL priorities (see correlate.PriorityMatrix).
+type PriorityMatrix struct {
+	TierAttribute string                       `yaml:"tier_attribute"`
+	Tiers         map[string]string            `yaml:"tiers"`
+	Services      map[string]int               `yaml:"services"`
+	Urgency       map[string]string            `yaml:"urgency"`
+	Matrix        map[string]map[string]string `yaml:"matrix"`
 }
 
 // Flapping configures flap detection; Changes 0 turns it off.

@@ -73,6 +73,8 @@ func TestErrorsPointAtFileLine(t *testing.T) {
 		{"clickhouse bad addr", "clickhouse:\n  addr: localhost\n", []string{"t.yaml:2: clickhouse.addr: \"localhost\" is not host:port"}},
 		{"sla unknown calendar", "sla:\n  policies:\n    - name: p1\n      priorities: [P1]\n      calendar: nope\n      acknowledge: 15m\n", []string{"t.yaml:5: sla.policies.0.calendar:"}},
 		{"sla bad zone", "sla:\n  calendars:\n    - name: eu\n      time_zone: Europe/Berln\n      days: [mon]\n      hours: [\"09:00-17:00\"]\n", []string{"t.yaml:4: sla.calendars.0.time_zone:", "Europe/Berln"}},
+		{"priority matrix incomplete", "correlation:\n  priority:\n    matrix:\n      high: {high: P1}\n", []string{"t.yaml:4: correlation.priority.matrix.high: impact high × urgency medium", "t.yaml:3: correlation.priority.matrix.low: impact low × urgency low"}},
+		{"priority tier level", "correlation:\n  priority:\n    tiers: {\"1\": urgent}\n", []string{"correlation.priority.tiers.1: \"urgent\" is not low, medium or high"}},
 		{"problems threshold", "problems:\n  threshold: 1\n", []string{"t.yaml:2: problems.threshold: must be at least 2"}},
 		{"xla satisfaction", "xla:\n  services:\n    orders: {min_satisfaction: 7}\n", []string{"t.yaml:3: xla.services.orders.min_satisfaction:"}},
 		{"jira without project or token", "jira:\n  url: https://x.atlassian.net\n  user: a@b.c\n", []string{"t.yaml:1: jira.token_file: set token_file or token_env", "t.yaml:1: jira.project: must name"}},

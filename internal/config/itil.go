@@ -46,7 +46,42 @@ type ClickHouse struct {
 // Enabled reports whether the ClickHouse export is configured.
 func (c ClickHouse) Enabled() bool { return c.Addr != "" }
 
+func validLevel(l string) bool { return l == "low" || l == "medium" || l == "high" }
+
 func (c *Config) validateITIL(add func(path, format string, args ...any)) {
+	pm := c.Correlation.Priority
+	if pm.Matrix != nil {
+		for _, imp := range []string{"low", "medium", "high"} {
+			for _, urg := range []string{"low", "medium", "high"} {
+				p := pm.Matrix[imp][urg]
+				if len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
+					add("correlation.priority.matrix."+imp, "impact %s × urgency %s: %q is not P1..P5 (every cell must be set)", imp, urg, p)
+				}
+			}
+		}
+		for imp := range pm.Matrix {
+			if !validLevel(imp) {
+				add("correlation.priority.matrix."+imp, "%q is not low, medium or high", imp)
+			}
+		}
+	} else if len(pm.Tiers)+len(pm.Services)+len(pm.Urgency) > 0 {
+		add("correlation.priority", "tiers, services and urgency need a matrix")
+	}
+	for k, l := range pm.Tiers {
+		if !validLevel(l) {
+			add("correlation.priority.tiers."+k, "%q is not low, medium or high", l)
+		}
+	}
+	for l, n := range pm.Services {
+		if !validLevel(l) || n < 1 {
+			add("correlation.priority.services."+l, "want low, medium or high: a number of services ≥ 1")
+		}
+	}
+	for sev, l := range pm.Urgency {
+		if !validLevel(l) {
+			add("correlation.priority.urgency."+sev, "%q is not low, medium or high", l)
+		}
+	}
 	if err := c.SLA.Validate(nil); err != nil {
 		var es sla.Errors
 		if errors.As(err, &es) {
