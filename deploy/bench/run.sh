@@ -276,6 +276,19 @@ if [[ $GOBENCH == 1 ]]; then
   log "go test -bench (count $GOBENCH_COUNT): internal/scenario, rules, ingest/logs"
   "$GO" test ./internal/scenario ./rules ./ingest/logs -run XXX -bench . -count "$GOBENCH_COUNT" >"$OUT/gobench.txt" 2>&1 ||
     log "go test -bench failed; see gobench.txt"
+  # ClickHouse writer throughput against the local server, and the KPI
+  # computation over 1M incident changes.
+  if "$ROOT/deploy/dev/clickhouse.sh" start >/dev/null 2>&1; then
+    log "go test -bench: ClickHouse writer (local server)"
+    eval "$("$ROOT/deploy/dev/clickhouse.sh" env)"
+    CLICKHOUSE_ADDR="$CLICKHOUSE_ADDR" "$GO" test ./metrics/clickhouse -run XXX -bench WriterIncidentChanges -benchtime 20x \
+      -count "$GOBENCH_COUNT" >>"$OUT/gobench.txt" 2>&1 || log "ClickHouse bench failed; see gobench.txt"
+  else
+    log "ClickHouse did not start: writer throughput skipped"
+  fi
+  log "go test -bench: KPIs over 1M incident changes"
+  "$GO" test ./metrics/kpi -run XXX -bench KPIOneMillion -benchtime 5x -count "$GOBENCH_COUNT" >>"$OUT/gobench.txt" 2>&1 ||
+    log "KPI bench failed; see gobench.txt"
   # Median of every reported metric per benchmark (B/op and allocs/op left out).
   GOBENCH_TABLE="$(awk '
     /^pkg: / { pkg = $2; sub(".*/triage/", "", pkg) }
