@@ -74,6 +74,8 @@ type Service struct {
 	syncReq chan struct{} // a reader waits: checkpoint now
 	ckptErr error         // the checkpointer's last error, nil when healthy
 
+	archivedMu sync.Mutex // serialises changes to archived incidents' records
+
 	noCheckpoint bool // tests: drop records instead of applying them (a crash before any checkpoint)
 }
 
@@ -344,6 +346,10 @@ func (s *Service) SetProblem(ctx context.Context, id, problem uint64, actor stri
 // updateArchived changes the record of an incident only the Store holds,
 // with a timeline entry; change reports whether there is anything to do.
 func (s *Service) updateArchived(ctx context.Context, id uint64, change func(*triage.Incident) bool, entry triage.TimelineEntry) error {
+	// One read-modify-write at a time: two concurrent ones (a ticket
+	// recorded while feedback arrives) would each lose the other's change.
+	s.archivedMu.Lock()
+	defer s.archivedMu.Unlock()
 	if err := s.Sync(ctx); err != nil {
 		return err
 	}
