@@ -16,6 +16,8 @@ services:
 	@deploy/dev/alertmanager.sh build || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
 	@deploy/dev/kafka.sh start || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
 	@deploy/dev/clickhouse.sh start || [ "$$TRIAGE_REQUIRE_SERVICES" != 1 ]
+	@# chdb (a current ClickHouse engine) checks the schema and dashboard queries too; best effort.
+	@python3 -c 'import chdb' 2>/dev/null || timeout 600 python3 -m pip install -q chdb >/dev/null 2>&1 || echo "chdb not installed: its checks skip"
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
