@@ -350,7 +350,17 @@ func (in *Inbound) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	// The last successful poll is kept, so that a restart after a long
+	// stop catches up on everything since (not just the last hour).
 	last := time.Time{}
+	in.j.mu.Lock()
+	store := in.j.store
+	in.j.mu.Unlock()
+	if store != nil {
+		if b, err := store.Meta(Name, "poll:last"); err == nil && b != nil {
+			_ = last.UnmarshalText(b)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -363,6 +373,12 @@ func (in *Inbound) Run(ctx context.Context) error {
 			continue
 		}
 		last = start
+		if store != nil {
+			b, _ := start.MarshalText()
+			if err := store.UpdateMeta(Name, "poll:last", func([]byte) ([]byte, error) { return b, nil }); err != nil {
+				in.log.Warn("jira poll: saving the poll time", "err", err)
+			}
+		}
 	}
 }
 
