@@ -676,6 +676,8 @@ func commonLabels(inc *incidentState, labels map[string]string) {
 // showed they share its cause. The merged incidents resolve as merged and
 // leave the live set; their alerts stay stored under their own ids.
 func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now time.Time) {
+	before := inc.Priority
+	defer e.notePriorityChange(inc, before, now)
 	var merged []string
 	moved := 0
 	for _, id := range ids {
@@ -1107,7 +1109,7 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 		a.Annotations, a.GeneratorURL = nil, ""
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
-		if pm := e.opts.Priority; pm != nil && pm.Matrix != nil && is.Status != triage.IncidentResolved {
+		if pm := e.opts.Priority; pm != nil && pm.Matrix != nil {
 			reason := is.PriorityReason
 			e.assess(is, a) // rebuild impact and urgency; the priority is as stored
 			is.PriorityReason = reason

@@ -82,3 +82,38 @@ func TestPriorityMatrix(t *testing.T) {
 		t.Fatalf("info: %s (%s), want P5", inc.Priority, inc.PriorityReason)
 	}
 }
+
+// After a restart the matrix goes on from what the incident had reached,
+// also for an incident resolved then reopened within the reopen window.
+func TestPriorityMatrixAfterRestore(t *testing.T) {
+	topo, err := ParseTopology("cmdb.yaml", []byte(matrixCMDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Topology: topo, Priority: testMatrix(), ReopenWindow: time.Hour}
+	newEngine := func() *Engine {
+		return NewEngine(opts, NewCorrelator(topo, CorrelatorOptions{Window: 10 * time.Minute, MaxHops: 3, GroupBy: []string{"alertname"}}))
+	}
+	run := func(restart bool) triage.Incident {
+		h := &harness{t: t, e: newEngine(), m: NewMemory(), now: t0}
+		h.fire("alertname", "HostDown", "ci", "host-9", "severity", "warning")
+		h.fire("alertname", "Errors", "ci", "svc-a", "severity", "warning")
+		h.resolve("alertname", "HostDown", "ci", "host-9", "severity", "warning")
+		h.resolve("alertname", "Errors", "ci", "svc-a", "severity", "warning")
+		if restart {
+			e := newEngine()
+			for _, inc := range h.m.Incidents() {
+				e.Restore(inc, inc.Alerts)
+			}
+			e.SetLastID(1)
+			h.e = e
+		}
+		h.at(time.Minute).fire("alertname", "Errors", "ci", "svc-a", "severity", "warning")
+		h.fire("alertname", "Errors", "ci", "svc-b", "severity", "warning")
+		return h.incident(1)
+	}
+	want, got := run(false), run(true)
+	if want.Priority != "P3" || got.Priority != want.Priority || got.PriorityReason != want.PriorityReason {
+		t.Fatalf("after a restart %s (%s); without one %s (%s)", got.Priority, got.PriorityReason, want.Priority, want.PriorityReason)
+	}
+}

@@ -306,8 +306,11 @@ func (s *Service) Note(ctx context.Context, id uint64, kind, actor, text string)
 	if ok, herr := s.archived(ctx, id); herr != nil || !ok {
 		return cmpOr(herr, err)
 	}
-	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id,
-		Entry: triage.TimelineEntry{Kind: kind, Actor: actor, Message: text}}})
+	entry := triage.TimelineEntry{Kind: kind, Actor: actor, Message: text}
+	if kind == triage.KindSLABreach { // the incident's breach count moves with it
+		return s.updateArchived(ctx, id, func(inc *triage.Incident) bool { inc.SLABreaches++; return true }, entry)
+	}
+	return s.do(ctx, &op{archived: &TimelineChange{IncidentID: id, Entry: entry}})
 }
 
 // SetTicket records the incident's issue in a ticket system, live or

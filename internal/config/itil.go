@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/triage-dev/triage/metrics/clickhouse"
 	"github.com/triage-dev/triage/metrics/sla"
 )
 
@@ -73,13 +74,38 @@ func (c *Config) validateITIL(add func(path, format string, args ...any)) {
 		}
 	}
 	for l, n := range pm.Services {
-		if !validLevel(l) || n < 1 {
-			add("correlation.priority.services."+l, "want low, medium or high: a number of services ≥ 1")
+		if !validLevel(l) || n < 1 || n > 64 {
+			add("correlation.priority.services."+l, "want low, medium or high: a number of services from 1 to 64")
 		}
 	}
 	for sev, l := range pm.Urgency {
+		switch sev {
+		case "critical", "error", "warning", "info":
+		default:
+			add("correlation.priority.urgency."+sev, "%q is not a severity (critical, error, warning, info)", sev)
+		}
 		if !validLevel(l) {
 			add("correlation.priority.urgency."+sev, "%q is not low, medium or high", l)
+		}
+	}
+	for imp, row := range pm.Matrix {
+		for urg := range row {
+			if !validLevel(urg) {
+				add("correlation.priority.matrix."+imp+"."+urg, "%q is not low, medium or high", urg)
+			}
+		}
+	}
+	if pm.Matrix != nil { // more impact or urgency never lowers the priority
+		lv := []string{"low", "medium", "high"}
+		for i := range lv {
+			for j := range lv {
+				p := pm.Matrix[lv[i]][lv[j]]
+				for _, q := range []string{pm.Matrix[lv[min(i+1, 2)]][lv[j]], pm.Matrix[lv[i]][lv[min(j+1, 2)]]} {
+					if p != "" && q != "" && q > p {
+						add("correlation.priority.matrix."+lv[i], "not monotone: a higher impact or urgency than %s × %s gives %s, less urgent than %s", lv[i], lv[j], q, p)
+					}
+				}
+			}
 		}
 	}
 	if err := c.SLA.Validate(nil); err != nil {
@@ -96,6 +122,9 @@ func (c *Config) validateITIL(add func(path, format string, args ...any)) {
 		p := "xla.services." + name
 		if s.Weight < 0 {
 			add(p+".weight", "must not be negative")
+		}
+		if s.Weight == 0 && s.MaxImpactMinutes == 0 && s.MinSatisfaction == 0 {
+			add(p, "set weight (default 1 when only targets are set), max_impact_minutes or min_satisfaction")
 		}
 		if s.MaxImpactMinutes < 0 {
 			add(p+".max_impact_minutes", "must not be negative")
@@ -119,8 +148,8 @@ func (c *Config) validateITIL(add func(path, format string, args ...any)) {
 		if _, _, err := net.SplitHostPort(ch.Addr); err != nil {
 			add("clickhouse.addr", "%q is not host:port: %v", ch.Addr, err)
 		}
-		if ch.Database == "" {
-			add("clickhouse.database", "must not be empty")
+		if !clickhouse.ValidIdent(ch.Database) {
+			add("clickhouse.database", "%q is not a database name (letters, digits, underscores)", ch.Database)
 		}
 		if ch.BatchRows < 1000 || ch.BatchRows > 1_000_000 {
 			add("clickhouse.batch_rows", "%d is not between 1000 and 1000000", ch.BatchRows)

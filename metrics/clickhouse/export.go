@@ -93,7 +93,7 @@ func NewExporter(o ExporterOptions) (*Exporter, error) {
 		o.Writer.BatchRows = 50000
 	}
 	o.Writer.Logger = o.Logger
-	o.Writer.Registerer = o.Registry
+	o.Writer.metrics = newMetrics(o.Registry) // once: the writer is opened again after failures
 	e := &Exporter{o: o, log: o.Logger, probV: map[uint64]uint64{}}
 	f := promauto.With(o.Registry)
 	e.lag = f.NewGauge(prometheus.GaugeOpts{Name: "triage_clickhouse_export_behind_seconds",
@@ -126,6 +126,9 @@ func (e *Exporter) Run(ctx context.Context) error {
 		if err != nil {
 			e.errs.Inc()
 			e.failed++
+			if chs, cerr := e.o.Source.Changes(e.cur.Changes, 1); cerr == nil && len(chs) > 0 {
+				e.lag.Set(e.o.Now().Sub(chs[0].Entry.Time).Seconds())
+			}
 			wait = min(e.o.Interval<<min(e.failed, 10), e.o.MaxBackoff)
 			e.log.Warn("clickhouse export failed; rows stay in the store and are retried", "err", err, "retry_in", wait)
 		} else {
@@ -168,8 +171,20 @@ func (e *Exporter) Round(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("reading changes: %w", err)
 	}
-	last := map[uint64]uint64{} // incident → its last change in this batch
+	last := map[uint64]uint64{}         // incident → its last change in this batch
+	allAlerts := map[uint64]bool{}      // incidents whose every alert is written
+	fps := map[uint64]map[string]bool{} // otherwise only the alerts their changes name
 	for _, c := range chs {
+		switch c.Entry.Kind {
+		case triage.KindOpened, triage.KindMerged, triage.KindResolved, triage.KindReopened:
+			allAlerts[c.IncidentID] = true
+		}
+		if fp := c.Entry.Fingerprint; fp != "" {
+			if fps[c.IncidentID] == nil {
+				fps[c.IncidentID] = map[string]bool{}
+			}
+			fps[c.IncidentID][fp] = true
+		}
 		b.Changes = append(b.Changes, ChangeRow{IncidentID: c.IncidentID, Seq: c.Entry.Seq, Time: c.Entry.Time,
 			Kind: c.Entry.Kind, Actor: c.Entry.Actor, Message: c.Entry.Message})
 		last[c.IncidentID] = c.Entry.Seq
@@ -181,6 +196,7 @@ func (e *Exporter) Round(ctx context.Context) (more bool, err error) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	incs := make(map[uint64]*triage.Incident, len(ids))
 	for _, id := range ids {
 		inc, err := e.o.Source.Incident(id)
 		if errors.Is(err, correlate.ErrNotFound) {
@@ -190,18 +206,26 @@ func (e *Exporter) Round(ctx context.Context) (more bool, err error) {
 			return false, fmt.Errorf("reading %s: %w", triage.IncidentKey(id), err)
 		}
 		b.Incidents = append(b.Incidents, e.incidentRow(inc, last[id], now))
+		// Only the alerts this batch's changes name (all of them when the
+		// incident opened, merged, resolved or reopened): a 10k-alert
+		// incident is not rewritten whole on every change.
 		for _, a := range inc.Alerts {
-			b.Alerts = append(b.Alerts, alertRow(inc, &a, last[id]))
-		}
-		for _, t := range inc.Timeline {
-			if t.Seq > e.cur.Changes && t.Seq <= next.Changes {
-				if r, ok := slaRow(inc, t); ok {
-					b.SLAEvents = append(b.SLAEvents, r)
-				}
-				if t.Kind == triage.KindFeedback {
-					b.Feedback = append(b.Feedback, feedbackRow(inc, t))
-				}
+			if allAlerts[id] || fps[id][a.Fingerprint] {
+				b.Alerts = append(b.Alerts, alertRow(inc, &a, last[id]))
 			}
+		}
+		incs[id] = inc
+	}
+	for _, c := range chs {
+		inc := incs[c.IncidentID]
+		if inc == nil {
+			continue
+		}
+		if r, ok := slaRow(inc, c.Entry); ok {
+			b.SLAEvents = append(b.SLAEvents, r)
+		}
+		if c.Entry.Kind == triage.KindFeedback {
+			b.Feedback = append(b.Feedback, feedbackRow(inc, c.Entry))
 		}
 	}
 	var probs []ProblemRow

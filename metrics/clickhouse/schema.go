@@ -218,6 +218,10 @@ func Statements(db string, f Features) []string {
 }
 
 // validIdent reports whether s can be used unquoted as a database name.
+// ValidIdent reports whether s is a database name Triage accepts: letters,
+// digits and underscores, not starting with a digit.
+func ValidIdent(s string) bool { return validIdent(s) }
+
 func validIdent(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false

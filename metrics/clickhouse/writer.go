@@ -43,6 +43,9 @@ type Options struct {
 	Logger        *slog.Logger  // default slog.Default()
 	// Registerer receives the writer's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// metrics, when set, are used instead of registering new ones: the
+	// exporter opens a writer again after failures.
+	metrics *metrics
 }
 
 func (o *Options) setDefaults() {
@@ -118,7 +121,11 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, classify("open", "", err)
 	}
-	w := &Writer{opts: opts, conn: conn, m: newMetrics(opts.Registerer)}
+	m := opts.metrics
+	if m == nil {
+		m = newMetrics(opts.Registerer)
+	}
+	w := &Writer{opts: opts, conn: conn, m: m}
 	if err := w.init(ctx); err != nil {
 		conn.Close()
 		return nil, err
