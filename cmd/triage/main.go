@@ -27,6 +27,8 @@ Usage:
                                                                   back-test: the incidents recorded events make
   triage logs mine [--output templates|lines] [--mask NAME=REGEX]... [--max-templates N] FILE
                                                                   mine log templates, one message per line (- for stdin)
+  triage migrate [--config FILE] [--addr HOST:PORT] [--database NAME]
+                                                                  apply the ClickHouse schema migrations (serve does at start)
   triage help                                                     this text
 
 With no config, serve runs on embedded defaults: HTTP on 127.0.0.1:9400,
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rulesCmd(args[1:], stdout, stderr)
 	case "logs":
 		return logsCmd(args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,13 +40,9 @@ func newExporter(cfg *config.Config, store *correlate.Store, problems func() ([]
 	if !ch.Enabled() {
 		return nil, nil
 	}
-	password := getenv("TRIAGE_CLICKHOUSE_PASSWORD")
-	if ch.PasswordFile != "" {
-		b, err := os.ReadFile(ch.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse.password_file: %w", err)
-		}
-		password = strings.TrimSpace(string(b))
+	password, err := ch.Password(getenv)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Store.EventRetention <= 0 {
 		log.Warn("store.event_retention is 0: the ClickHouse events table stays empty (incidents, changes, SLA, feedback and problems are exported)")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/triage-dev/triage/metrics/clickhouse"
 	"github.com/triage-dev/triage/metrics/sla"
@@ -42,6 +44,19 @@ type ClickHouse struct {
 	PasswordFile string   `yaml:"password_file"`
 	BatchRows    int      `yaml:"batch_rows"`
 	Interval     Duration `yaml:"interval"`
+}
+
+// Password reads the ClickHouse password: password_file, else the
+// TRIAGE_CLICKHOUSE_PASSWORD environment variable.
+func (c ClickHouse) Password(getenv func(string) string) (string, error) {
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("clickhouse.password_file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return getenv("TRIAGE_CLICKHOUSE_PASSWORD"), nil
 }
 
 // Enabled reports whether the ClickHouse export is configured.
