@@ -376,7 +376,7 @@ func commentText(inc *triage.Incident, e triage.TimelineEntry) string {
 	switch e.Kind {
 	case triage.KindAlertAdded, triage.KindAlertRefired, triage.KindRootCause, triage.KindMerged,
 		triage.KindSeverityChanged, triage.KindFlapping, triage.KindReleased, triage.KindReopened, triage.KindResolved,
-		triage.KindOnHold, triage.KindOffHold, triage.KindProblem:
+		triage.KindOnHold, triage.KindOffHold, triage.KindProblem, triage.KindPriorityChanged:
 		what = e.Message
 	case triage.KindAcknowledged:
 		what = "acknowledged by " + e.Actor + " in Triage"

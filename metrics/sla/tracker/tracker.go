@@ -273,6 +273,7 @@ var refreshKinds = map[string]bool{
 	triage.KindSeverityChanged: true,
 	triage.KindMerged:          true,
 	triage.KindReopened:        true,
+	triage.KindPriorityChanged: true,
 }
 
 // apply takes one change of the feed.
