@@ -7,6 +7,7 @@ for a current server, written by TestDDLOnCurrentEngine). Each statement is run
 twice (migrations must be idempotent), then one row is inserted into every table
 twice and read back with FINAL, which must show it once. Exits 1 on failure.
 """
+import datetime
 import json
 import sys
 import tempfile
@@ -30,8 +31,14 @@ def main():
         tables = [t for t in str(s.query(f"SELECT name FROM system.tables WHERE database = '{db}' ORDER BY name", "CSV")).split()]
         for t in tables:
             t = t.strip('"')
-            for _ in (1, 2):  # the same row (all columns default) twice: a retried batch
-                s.query(f"INSERT INTO {db}.{t} FORMAT JSONEachRow {{}}")
+            # The same row twice: a retried batch. All columns default, but an
+            # event's receive time is recent: the TTL would drop a 1970 row.
+            row = "{}"
+            if t == "events":
+                now = datetime.datetime.now(datetime.timezone.utc)
+                row = json.dumps({"received": now.strftime("%Y-%m-%d %H:%M:%S")})
+            for _ in (1, 2):
+                s.query(f"INSERT INTO {db}.{t} FORMAT JSONEachRow {row}")
             n = str(s.query(f"SELECT count() FROM {db}.{t} FINAL", "CSV")).strip()
             if n != "1":
                 print(f"{t}: {n} rows with FINAL after inserting one row twice, want 1", file=sys.stderr)
