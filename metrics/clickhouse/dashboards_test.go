@@ -518,6 +518,13 @@ func dashboardSeed() []Batch {
 		final.Incidents = append(final.Incidents, inc)
 		final.Changes = append(final.Changes, ChangeRow{IncidentID: s.id, Seq: 1, Time: s.opened, Kind: "opened", Actor: "triage", Message: "opened"})
 	}
+	// An incident merged into another: every figure leaves it out.
+	merged := IncidentRow{ID: 13, Key: "INC-13", Title: "orders degraded", Status: "open", Priority: "P1", Severity: "critical",
+		Service: "orders", AlertCount: 3, EventCount: 9, OpenedAt: day(2, 11, 0), Version: 1}
+	first.Incidents = append(first.Incidents, merged)
+	merged.Status, merged.Version = "merged", 2
+	merged.AcknowledgedAt, merged.ResolvedAt, merged.ReopenCount = day(2, 11, 5), day(2, 11, 30), 1
+	final.Incidents = append(final.Incidents, merged)
 	sla := func(id, seq uint64, at time.Time, policy, target, kind string, fraction float64) {
 		s := seedIncidents[id-1]
 		final.SLAEvents = append(final.SLAEvents, SLAEventRow{IncidentID: id, Seq: seq, Time: at, Policy: policy, Target: target, Kind: kind,

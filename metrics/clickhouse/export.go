@@ -361,6 +361,11 @@ func (e *Exporter) incidentRow(inc *triage.Incident, version uint64, now time.Ti
 	if inc.ProblemID != nil {
 		r.ProblemID = *inc.ProblemID
 	}
+	if inc.MergedInto != nil {
+		// Its alerts now count in the incident it was merged into: queries
+		// leave out status 'merged', as GET /api/v1/kpi does.
+		r.Status = "merged"
+	}
 	return r
 }
 
