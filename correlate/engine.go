@@ -961,6 +961,7 @@ func (e *Engine) Note(id uint64, kind, actor, text string, now time.Time) error 
 	}
 	if kind == triage.KindSLABreach {
 		inc.SLABreaches++
+		inc.UpdatedAt = now
 		e.markIncident(inc)
 	}
 	e.addTimeline(inc, now, kind, actor, text, "")
@@ -975,6 +976,7 @@ func (e *Engine) Feedback(id uint64, f triage.Feedback, now time.Time) error {
 	}
 	f.At = now
 	inc.Feedback = &f
+	inc.UpdatedAt = now
 	e.addTimeline(inc, now, triage.KindFeedback, f.Actor, FeedbackMessage(f), "")
 	e.markIncident(inc)
 	return nil

@@ -421,6 +421,21 @@ func (s *Store) Changes(after uint64, limit int) ([]Change, error) {
 	return out, err
 }
 
+// LiveIncidents calls fn with every incident the engine holds (open, or
+// resolved within the reopen window), without alerts and timeline.
+func (s *Store) LiveIncidents(fn func(*triage.Incident) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		ib := tx.Bucket(bucketIncidents)
+		return tx.Bucket(bucketLive).ForEach(func(k, _ []byte) error {
+			inc := new(triage.Incident)
+			if err := getJSON(ib, k, inc); err != nil {
+				return err
+			}
+			return fn(inc)
+		})
+	})
+}
+
 // OpenSnapshot lists the open and acknowledged incidents and the newest
 // change, as of one instant: a connector enabled now backfills exactly
 // those incidents and follows the feed after that change.

@@ -26,6 +26,7 @@ type Source interface {
 	Changes(after uint64, limit int) ([]correlate.Change, error)
 	Events(after uint64, limit int) ([]correlate.StoredEvent, error)
 	Incident(id uint64) (*triage.Incident, error)
+	LiveIncidents(fn func(*triage.Incident) error) error
 }
 
 // ExporterOptions configure an Exporter.
@@ -44,9 +45,12 @@ type ExporterOptions struct {
 	// Interval is the pause between export rounds when there is nothing
 	// more to read (default 1s); MaxBackoff caps the wait after failures.
 	Interval, MaxBackoff time.Duration
-	Now                  func() time.Time
-	Logger               *slog.Logger
-	Registry             prometheus.Registerer
+	// Refresh is how often live incidents changed without a timeline entry
+	// (repeated notifications raise counts) are exported again (default 1m).
+	Refresh  time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
 }
 
 // Exporter copies the store's events and incident changes into
@@ -65,6 +69,10 @@ type Exporter struct {
 	errs   prometheus.Counter
 	probV  map[uint64]uint64 // problem versions exported since start
 	failed int
+	// sent is the UpdatedAt of each live incident as last exported;
+	// refreshed is when live incidents were last checked against it.
+	sent      map[uint64]time.Time
+	refreshed time.Time
 }
 
 type cursor struct {
@@ -80,6 +88,9 @@ func NewExporter(o ExporterOptions) (*Exporter, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Minute
 	}
+	if o.Refresh <= 0 {
+		o.Refresh = time.Minute
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -94,7 +105,7 @@ func NewExporter(o ExporterOptions) (*Exporter, error) {
 	}
 	o.Writer.Logger = o.Logger
 	o.Writer.metrics = newMetrics(o.Registry) // once: the writer is opened again after failures
-	e := &Exporter{o: o, log: o.Logger, probV: map[uint64]uint64{}}
+	e := &Exporter{o: o, log: o.Logger, probV: map[uint64]uint64{}, sent: map[uint64]time.Time{}}
 	f := promauto.With(o.Registry)
 	e.lag = f.NewGauge(prometheus.GaugeOpts{Name: "triage_clickhouse_export_behind_seconds",
 		Help: "Age of the oldest change not yet exported to ClickHouse (0 when caught up)."})
@@ -191,6 +202,25 @@ func (e *Exporter) Round(ctx context.Context) (more bool, err error) {
 		next.Changes = c.Entry.Seq
 	}
 	now := e.o.Now()
+	if now.Sub(e.refreshed) >= e.o.Refresh {
+		// Incidents whose record moved on without a timeline entry (event
+		// and alert counts): exported again with all their alerts.
+		live := map[uint64]time.Time{} // what is remembered: live incidents only
+		err := e.o.Source.LiveIncidents(func(inc *triage.Incident) error {
+			if t, ok := e.sent[inc.ID]; ok {
+				live[inc.ID] = t
+			}
+			if _, ok := last[inc.ID]; !ok && inc.UpdatedAt.After(e.sent[inc.ID]) {
+				last[inc.ID] = 0
+				allAlerts[inc.ID] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("listing live incidents: %w", err)
+		}
+		e.sent, e.refreshed = live, now
+	}
 	ids := make([]uint64, 0, len(last))
 	for id := range last {
 		ids = append(ids, id)
@@ -205,17 +235,28 @@ func (e *Exporter) Round(ctx context.Context) (more bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("reading %s: %w", triage.IncidentKey(id), err)
 		}
-		b.Incidents = append(b.Incidents, e.incidentRow(inc, last[id], now))
+		// Versions follow the record's UpdatedAt, which every change of an
+		// incident moves forward: the newest export wins in the
+		// ReplacingMergeTree tables, whatever triggered it.
+		version := uint64(inc.UpdatedAt.UnixNano())
+		b.Incidents = append(b.Incidents, e.incidentRow(inc, version, now))
 		// Only the alerts this batch's changes name (all of them when the
 		// incident opened, merged, resolved or reopened): a 10k-alert
 		// incident is not rewritten whole on every change.
 		for _, a := range inc.Alerts {
 			if allAlerts[id] || fps[id][a.Fingerprint] {
-				b.Alerts = append(b.Alerts, alertRow(inc, &a, last[id]))
+				b.Alerts = append(b.Alerts, alertRow(inc, &a, version))
 			}
 		}
 		incs[id] = inc
 	}
+	defer func() {
+		if err == nil { // remember what ClickHouse has, once it took it
+			for id, inc := range incs {
+				e.sent[id] = inc.UpdatedAt
+			}
+		}
+	}()
 	for _, c := range chs {
 		inc := incs[c.IncidentID]
 		if inc == nil {

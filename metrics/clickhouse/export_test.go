@@ -134,3 +134,43 @@ func TestExporterDownThenUpAndAgreesWithKPI(t *testing.T) {
 		t.Fatalf("ClickHouse opened %d events %d alerts %d; KPI %d %d %d", opened, events, alerts, rep.Opened, rep.Events, rep.Alerts)
 	}
 }
+
+// Repeated notifications change an incident's counts without a timeline
+// entry: the periodic refresh exports them, and the newest version wins.
+func TestExporterRefreshesCounts(t *testing.T) {
+	addr, conn, db := testDB(t)
+	ctx := context.Background()
+	svc := svctest.Start(t, "")
+	svc.Fire(t, "alertname", "HighLatency", "service", "orders")
+	ex, err := NewExporter(ExporterOptions{Writer: Options{Addr: addr, Database: db}, Source: svc.Store,
+		CursorPath: filepath.Join(t.TempDir(), "cursor.json"), Refresh: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ex.w.Close() }()
+	round := func() {
+		t.Helper()
+		if err := svc.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ex.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	for range 3 {
+		time.Sleep(2 * time.Millisecond) // a later UpdatedAt
+		svc.Fire(t, "alertname", "HighLatency", "service", "orders")
+	}
+	round()
+	var events, count uint64
+	if err := conn.QueryRow(ctx, "SELECT any(event_count) FROM "+db+".incidents FINAL").Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT any(count) FROM "+db+".alerts FINAL").Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	if events != 4 || count != 4 {
+		t.Fatalf("event_count %d, alert count %d in ClickHouse; want 4 and 4", events, count)
+	}
+}
