@@ -390,11 +390,9 @@ func (in *Inbound) Poll(ctx context.Context, since time.Time) error {
 	if !since.IsZero() {
 		mins = int(in.j.o.Now().Sub(since).Minutes()) + 2
 	}
-	projects := []string{jqlQuote(in.j.o.Project)}
-	for _, r := range in.j.o.Routes {
-		if r.Project != "" && !slices.Contains(projects, jqlQuote(r.Project)) {
-			projects = append(projects, jqlQuote(r.Project))
-		}
+	var projects []string
+	for _, p := range in.j.projects() {
+		projects = append(projects, jqlQuote(p))
 	}
 	jql := fmt.Sprintf("project in (%s) AND updated >= -%dm ORDER BY updated ASC", strings.Join(projects, ", "), mins)
 	issues, err := in.j.cl.search(ctx, jql, "status,resolution,assignee,comment,updated", "", 5000)

@@ -221,6 +221,7 @@ func (j *Connector) ensureIssue(ctx context.Context, d *connectors.Delivery) err
 		st.Covered, st.Priority = 0, ""
 		j.log.Info("jira issue found for incident", "incident", inc.Key, "issue", found.Key)
 	}
+	j.rememberProject(found.Key)
 	st.Ticket = &triage.Ticket{System: Name, Key: found.Key, URL: strings.TrimRight(j.o.URL, "/") + "/browse/" + found.Key}
 	st.RemoteID = found.ID
 	st.Intent, st.Target = time.Time{}, ""
@@ -581,6 +582,55 @@ func jiraTime(s string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// rememberProject adds an issue's project to those polling covers (an
+// enrich rule may have sent the issue outside the configured projects).
+func (j *Connector) rememberProject(key string) {
+	project, _, ok := strings.Cut(key, "-")
+	j.mu.Lock()
+	s := j.store
+	j.mu.Unlock()
+	if !ok || s == nil {
+		return
+	}
+	err := s.UpdateMeta(Name, "projects", func(old []byte) ([]byte, error) {
+		var ps []string
+		_ = json.Unmarshal(old, &ps)
+		if slices.Contains(ps, project) {
+			return old, nil
+		}
+		return json.Marshal(append(ps, project))
+	})
+	if err != nil {
+		j.log.Warn("jira: recording a project", "project", project, "err", err)
+	}
+}
+
+// projects are the projects polling covers: the configured ones and
+// those issues were created in.
+func (j *Connector) projects() []string {
+	ps := []string{j.o.Project}
+	for _, r := range j.o.Routes {
+		if r.Project != "" && !slices.Contains(ps, r.Project) {
+			ps = append(ps, r.Project)
+		}
+	}
+	j.mu.Lock()
+	s := j.store
+	j.mu.Unlock()
+	if s != nil {
+		var seenPs []string
+		if b, err := s.Meta(Name, "projects"); err == nil && b != nil {
+			_ = json.Unmarshal(b, &seenPs)
+		}
+		for _, p := range seenPs {
+			if !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+	}
+	return ps
 }
 
 // recall reads what is known of an issue.

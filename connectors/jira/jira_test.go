@@ -506,6 +506,20 @@ func TestServiceManagementWorkflowAndRoutes(t *testing.T) {
 	if len(r.issues()) != 1 {
 		t.Fatalf("%d issues, want 1", len(r.issues()))
 	}
+	// Without the route, polling still covers SUP: issues were made there.
+	r.stopBox()
+	r.opts.Routes = nil
+	r.start()
+	if err := r.fake.CommentAs("alice@example.com", key, "from the support desk"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // the search index delay
+	if err := r.in.Poll(ctx, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if timelineHas(r.incident(1), triage.KindComment, "jira:") == nil {
+		t.Fatal("a comment in an issue outside the configured projects was not polled")
+	}
 }
 
 // Review regressions.
