@@ -460,6 +460,11 @@ func (t *Tracker) linker(ctx context.Context) {
 			if err != nil {
 				t.log.Warn("problems: link to an unknown incident dropped", "incident", triage.IncidentKey(l.incident), "problem", triage.ProblemKey(l.problem))
 			}
+			if err == nil {
+				// Counted before the link leaves the queue, so that Idle
+				// never reports a finished link the metric lacks.
+				t.m.links.Inc()
+			}
 			if derr := t.linked(l); derr != nil {
 				t.log.Error("problems: removing a recorded link", "err", derr)
 				next = minTime(next, time.Now().Add(t.opts.MinBackoff))
@@ -467,9 +472,6 @@ func (t *Tracker) linker(ctx context.Context) {
 			}
 			delete(retries, l.incident)
 			progressed = true
-			if err == nil {
-				t.m.links.Inc()
-			}
 		}
 		for id := range retries {
 			if !queued[id] {
