@@ -570,16 +570,31 @@ func (a Auth) ResolveToken(getenv func(string) string) (Secret, error) {
 	switch {
 	case a.Token != "":
 		return a.Token, nil
-	case a.TokenFile != "":
-		b, err := os.ReadFile(a.TokenFile)
-		if err != nil {
-			return "", fmt.Errorf("reading auth.token_file: %w", err)
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			return "", fmt.Errorf("auth.token_file %s is empty", a.TokenFile)
-		}
-		return Secret(t), nil
 	}
-	return Secret(strings.TrimSpace(getenv("TRIAGE_AUTH_TOKEN"))), nil
+	t, err := ReadSecret(a.TokenFile, "TRIAGE_AUTH_TOKEN", getenv)
+	if err != nil {
+		return "", fmt.Errorf("auth.token_file: %w", err)
+	}
+	if t == "" && a.TokenFile != "" {
+		return "", fmt.Errorf("auth.token_file %s is empty", a.TokenFile)
+	}
+	return Secret(t), nil
+}
+
+// ReadSecret reads a secret, trimmed: the content of file when it is set,
+// else the environment variable env (either may be empty: ""). Every
+// secret of the config (tokens, passwords, webhook secrets) is read here,
+// never from the config itself, and never logged.
+func ReadSecret(file, env string, getenv func(string) string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading secret: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case env != "":
+		return strings.TrimSpace(getenv(env)), nil
+	}
+	return "", nil
 }

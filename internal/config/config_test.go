@@ -161,3 +161,35 @@ func TestShippedExampleIsValid(t *testing.T) {
 		t.Fatalf("the example's values drifted from the defaults it documents: %+v", c)
 	}
 }
+
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "s")
+	if err := os.WriteFile(file, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) string { return map[string]string{"SET": " v ", "EMPTY": ""}[k] }
+	for _, tc := range []struct {
+		name, file, env, want, err string
+	}{
+		{"file wins, trimmed", file, "SET", "s3cret", ""},
+		{"env, trimmed", "", "SET", "v", ""},
+		{"neither", "", "", "", ""},
+		{"missing file", filepath.Join(dir, "nope"), "", "", "no such file"},
+	} {
+		got, err := ReadSecret(tc.file, tc.env, env)
+		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: %q, %v; want %q, %q", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+	// A configured connector secret must not be empty.
+	c := Default()
+	c.Jira = Jira{URL: "https://jira.example", Project: "OPS", TokenEnv: "EMPTY"}
+	if _, err := c.JiraOptions(env); err == nil || !strings.Contains(err.Error(), "environment variable EMPTY is empty") {
+		t.Fatalf("empty token env: %v", err)
+	}
+	c.Jira.TokenEnv, c.Jira.TokenFile = "", file
+	if o, err := c.JiraOptions(env); err != nil || o.Token != "s3cret" {
+		t.Fatalf("token file: %q, %v", o.Token, err)
+	}
+}

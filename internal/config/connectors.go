@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -85,23 +84,18 @@ type Outbox struct {
 	MaxBackoff Duration `yaml:"max_backoff"`
 }
 
-// secret reads a secret from a file (trimmed) or an environment variable.
+// secret reads a connector secret (ReadSecret) that, once configured,
+// must not be empty.
 func secret(file, env string, getenv func(string) string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("reading secret: %w", err)
+	v, err := ReadSecret(file, env, getenv)
+	if err == nil && v == "" && (file != "" || env != "") {
+		where := file
+		if where == "" {
+			where = "environment variable " + env
 		}
-		return strings.TrimSpace(string(b)), nil
-	case env != "":
-		v := getenv(env)
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty", env)
-		}
-		return v, nil
+		err = fmt.Errorf("%s is empty", where)
 	}
-	return "", nil
+	return v, err
 }
 
 // JiraOptions builds the connector's options, reading its secrets; with

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"strings"
 
 	"github.com/triage-dev/triage/metrics/clickhouse"
 	"github.com/triage-dev/triage/metrics/sla"
@@ -49,14 +47,11 @@ type ClickHouse struct {
 // Password reads the ClickHouse password: password_file, else the
 // TRIAGE_CLICKHOUSE_PASSWORD environment variable.
 func (c ClickHouse) Password(getenv func(string) string) (string, error) {
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("clickhouse.password_file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
+	p, err := ReadSecret(c.PasswordFile, "TRIAGE_CLICKHOUSE_PASSWORD", getenv)
+	if err != nil {
+		return "", fmt.Errorf("clickhouse.password_file: %w", err)
 	}
-	return getenv("TRIAGE_CLICKHOUSE_PASSWORD"), nil
+	return p, nil
 }
 
 // Enabled reports whether the ClickHouse export is configured.

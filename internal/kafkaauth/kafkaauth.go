@@ -51,19 +51,14 @@ func Dialer(k config.Kafka, getenv func(string) string) (*kafka.Dialer, error) {
 		d.TLS = c
 	}
 	if k.SASL.Mechanism != "" {
-		password := strings.TrimSpace(getenv("TRIAGE_KAFKA_PASSWORD"))
-		if k.SASL.PasswordFile != "" {
-			b, err := os.ReadFile(k.SASL.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
-			}
-			password = strings.TrimSpace(string(b))
+		password, err := config.ReadSecret(k.SASL.PasswordFile, "TRIAGE_KAFKA_PASSWORD", getenv)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
 		}
 		if password == "" {
 			return nil, fmt.Errorf("kafka.sasl: no password (password_file or TRIAGE_KAFKA_PASSWORD)")
 		}
 		var m sasl.Mechanism
-		var err error
 		switch strings.ToUpper(k.SASL.Mechanism) {
 		case "PLAIN":
 			m = plain.Mechanism{Username: k.SASL.Username, Password: password}
