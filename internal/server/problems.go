@@ -2,13 +2,10 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"strings"
 
 	"github.com/triage-dev/triage/correlate/problems"
 	"github.com/triage-dev/triage/internal/httpx"
@@ -95,23 +92,17 @@ func (s *Server) patchProblem(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
-	if err != nil || len(body) > maxActionBody {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes", maxActionBody))
-		return
-	}
 	var p ProblemPatch
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, `body: want {"status", "known_error", "workaround", "actor"}: `+err.Error())
+	if err := decodeBody(r, &p, false, `{"status", "known_error", "workaround", "actor"}`); err != nil {
+		bodyError(w, err)
 		return
 	}
-	actor := strings.TrimSpace(p.Actor)
-	if actor == "" {
-		actor = "api"
+	who, err := actor(p.Actor)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	out, err := s.opts.Problems.Update(r.Context(), id, problems.Patch{Status: p.Status, KnownError: p.KnownError, Workaround: p.Workaround}, actor)
+	out, err := s.opts.Problems.Update(r.Context(), id, problems.Patch{Status: p.Status, KnownError: p.KnownError, Workaround: p.Workaround}, who)
 	if err != nil {
 		if errors.Is(err, problems.ErrInvalid) {
 			httpx.WriteError(w, http.StatusBadRequest, err.Error())

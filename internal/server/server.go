@@ -381,22 +381,8 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req FeedbackRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
-	switch {
-	case err != nil:
-		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
-		return
-	case len(body) > maxActionBody:
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: %v of %d bytes", errTooLarge, maxActionBody))
-		return
-	case !utf8.Valid(body):
-		httpx.WriteError(w, http.StatusBadRequest, "body: not valid UTF-8")
-		return
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, `body: want {"score": 1-5, "comment": ..., "actor": ...}: `+err.Error())
+	if err := decodeBody(r, &req, false, `{"score": 1-5, "comment": ..., "actor": ...}`); err != nil {
+		bodyError(w, err)
 		return
 	}
 	if req.Score < 1 || req.Score > 5 {
@@ -407,12 +393,9 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "comment: longer than 4096 bytes")
 		return
 	}
-	req.Actor = strings.TrimSpace(req.Actor)
-	if req.Actor == "" {
-		req.Actor = "api"
-	}
-	if len(req.Actor) > 200 {
-		httpx.WriteError(w, http.StatusBadRequest, "actor: longer than 200 bytes")
+	var err error
+	if req.Actor, err = actor(req.Actor); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := s.opts.Incidents.Feedback(r.Context(), id, triage.Feedback{Score: req.Score, Comment: req.Comment, Actor: req.Actor}); err != nil {
@@ -481,11 +464,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, needText bool,
 	}
 	req, err := decodeAction(r, needText)
 	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, errTooLarge) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		httpx.WriteError(w, code, err.Error())
+		bodyError(w, err)
 		return
 	}
 	if err := do(r.Context(), id, req); err != nil {
@@ -499,35 +478,67 @@ const maxActionBody = 64 << 10
 
 var errTooLarge = errors.New("larger than the limit")
 
-func decodeAction(r *http.Request, needText bool) (ActionRequest, error) {
-	var req ActionRequest
+// decodeBody reads a JSON object of at most maxActionBody bytes into v,
+// strictly (unknown fields, trailing data and invalid UTF-8 refused); an
+// empty body leaves v as it is when optional. want shows the expected
+// shape in messages. The error says what is wrong; errTooLarge is 413.
+func decodeBody(r *http.Request, v any, optional bool, want string) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
 	if err != nil {
-		return req, fmt.Errorf("body: %w", err)
+		return fmt.Errorf("body: %w", err)
 	}
 	if len(body) > maxActionBody {
-		return req, fmt.Errorf("body: %w of %d bytes", errTooLarge, maxActionBody)
+		return fmt.Errorf("body: %w of %d bytes", errTooLarge, maxActionBody)
 	}
 	if !utf8.Valid(body) {
-		return req, errors.New("body: not valid UTF-8")
+		return errors.New("body: not valid UTF-8")
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		const want = `body: want {"actor": ..., "note": ..., "text": ...}`
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return req, fmt.Errorf("%s: %w", want, err)
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return nil
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return req, fmt.Errorf("%s: unexpected data after the JSON object", want)
-		}
+		return fmt.Errorf("body: want %s", want)
 	}
-	req.Actor = strings.TrimSpace(req.Actor)
-	if req.Actor == "" {
-		req.Actor = "api"
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: want %s: %w", want, err)
 	}
-	if len(req.Actor) > 200 {
-		return req, errors.New("actor: longer than 200 bytes")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("body: want %s: unexpected data after the JSON object", want)
+	}
+	return nil
+}
+
+// bodyError answers a decodeBody error: 413 when too large, else 400.
+func bodyError(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, errTooLarge) {
+		code = http.StatusRequestEntityTooLarge
+	}
+	httpx.WriteError(w, code, err.Error())
+}
+
+// actor trims an actor name, "api" when empty.
+func actor(a string) (string, error) {
+	a = strings.TrimSpace(a)
+	if a == "" {
+		a = "api"
+	}
+	if len(a) > 200 {
+		return "", errors.New("actor: longer than 200 bytes")
+	}
+	return a, nil
+}
+
+func decodeAction(r *http.Request, needText bool) (ActionRequest, error) {
+	var req ActionRequest
+	if err := decodeBody(r, &req, true, `{"actor": ..., "note": ..., "text": ...}`); err != nil {
+		return req, err
+	}
+	var err error
+	if req.Actor, err = actor(req.Actor); err != nil {
+		return req, err
 	}
 	if needText && strings.TrimSpace(req.Text) == "" {
 		return req, errors.New("text: required")
