@@ -97,29 +97,29 @@ const maxWebhookBody = 1 << 20
 func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	if in.j.o.WebhookSecret == "" {
-		httpError(w, http.StatusForbidden, "the Jira webhook is off: set jira.webhook_secret_file or webhook_secret_env")
+		httpx.WriteError(w, http.StatusForbidden, "the Jira webhook is off: set jira.webhook_secret_file or webhook_secret_env")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxWebhookBody))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", maxWebhookBody))
 		return
 	}
 	if !in.authentic(r, body) {
-		httpError(w, http.StatusUnauthorized, "missing or wrong webhook secret or signature")
+		httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong webhook secret or signature")
 		return
 	}
 	var wh webhook
 	if err := json.Unmarshal(body, &wh); err != nil {
-		httpError(w, http.StatusBadRequest, "not a Jira webhook body: "+err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, "not a Jira webhook body: "+err.Error())
 		return
 	}
 	if wh.Issue == nil || wh.Issue.Key == "" {
-		httpError(w, http.StatusBadRequest, "not a Jira issue webhook: no issue.key")
+		httpx.WriteError(w, http.StatusBadRequest, "not a Jira issue webhook: no issue.key")
 		return
 	}
 	u := update{key: wh.Issue.Key, by: wh.User, status: wh.Issue.Fields.Status, assignee: wh.Issue.Fields.Assignee,
@@ -131,7 +131,7 @@ func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// carries the issue as it was, which says nothing new about its status.
 	if wh.Changelog != nil {
 		for _, it := range wh.Changelog.Items {
-			switch strings.ToLower(cmpOr(it.FieldID, it.Field)) {
+			switch strings.ToLower(cmp.Or(it.FieldID, it.Field)) {
 			case "status", "resolution":
 				u.statusChanged = true
 			case "assignee":
@@ -145,12 +145,10 @@ func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	applied, err := in.apply(r.Context(), u)
 	if err != nil {
 		in.log.Warn("jira webhook: not applied", "issue", u.key, "event", wh.Event, "err", err)
-		httpError(w, http.StatusServiceUnavailable, "not applied, send again: "+err.Error())
+		httpx.WriteError(w, http.StatusServiceUnavailable, "not applied, send again: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(map[string]any{"issue": u.key, "applied": applied})
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"issue": u.key, "applied": applied})
 }
 
 func (in *Inbound) authentic(r *http.Request, body []byte) bool {
@@ -313,13 +311,6 @@ func (in *Inbound) applyStatus(ctx context.Context, id uint64, inc *triage.Incid
 		}
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // me is the account Triage acts as in Jira, read once.
