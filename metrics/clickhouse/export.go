@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/metrics/sla/tracker"
 )
 
 // Source is where the exporter reads: the engine's store.
@@ -416,38 +416,14 @@ func alertRow(inc *triage.Incident, a *triage.Alert, version uint64) AlertRow {
 		FirstSeen: a.FirstSeen, LastSeen: a.LastSeen, Version: version}
 }
 
-var (
-	slaTargetRE = regexp.MustCompile(`\b(acknowledge|resolve)\b`)
-	slaPolicyRE = regexp.MustCompile(`policy ([^\s,;)]+)`)
-	slaPctRE    = regexp.MustCompile(`(\d+(?:\.\d+)?)% used`)
-)
-
-// slaRow reads an SLA timeline entry (see metrics/sla/tracker for the
-// message format).
+// slaRow reads an SLA timeline entry the SLA tracker wrote.
 func slaRow(inc *triage.Incident, t triage.TimelineEntry) (SLAEventRow, bool) {
-	var kind string
-	switch t.Kind {
-	case triage.KindSLAWarning:
-		kind = "warning"
-	case triage.KindSLABreach:
-		kind = "breach"
-	default:
+	c, ok := tracker.ParseMessage(t)
+	if !ok {
 		return SLAEventRow{}, false
 	}
-	r := SLAEventRow{IncidentID: inc.ID, Seq: t.Seq, Time: t.Time, Kind: kind, Priority: inc.Priority, Service: inc.Service}
-	if m := slaTargetRE.FindStringSubmatch(t.Message); m != nil {
-		r.Target = m[1]
-	}
-	if m := slaPolicyRE.FindStringSubmatch(t.Message); m != nil {
-		r.Policy = m[1]
-	}
-	if m := slaPctRE.FindStringSubmatch(t.Message); m != nil {
-		v, _ := strconv.ParseFloat(m[1], 64)
-		r.Fraction = v / 100
-	} else if kind == "breach" {
-		r.Fraction = 1
-	}
-	return r, true
+	return SLAEventRow{IncidentID: inc.ID, Seq: t.Seq, Time: t.Time, Kind: string(c.Kind), Target: string(c.Target),
+		Policy: c.Policy, Fraction: c.Threshold, Priority: inc.Priority, Service: inc.Service}, true
 }
 
 func feedbackRow(inc *triage.Incident, t triage.TimelineEntry) FeedbackRow {

@@ -174,3 +174,20 @@ func TestExporterRefreshesCounts(t *testing.T) {
 		t.Fatalf("event_count %d, alert count %d in ClickHouse; want 4 and 4", events, count)
 	}
 }
+
+// SLA rows come from the SLA tracker's entries only, read with its parser
+// (policy names may hold spaces).
+func TestSLARow(t *testing.T) {
+	inc := &triage.Incident{ID: 7, Priority: "P2", Service: "orders"}
+	e := triage.TimelineEntry{Seq: 9, Kind: triage.KindSLAWarning, Actor: "sla",
+		Message: "SLA warning: resolve target 4h 75% used (policy gold tier, calendar eu-business), due Mon 2026-11-30 12:00 CET"}
+	r, ok := slaRow(inc, e)
+	want := SLAEventRow{IncidentID: 7, Seq: 9, Kind: "warning", Target: "resolve", Policy: "gold tier", Fraction: 0.75, Priority: "P2", Service: "orders"}
+	if !ok || r != want {
+		t.Fatalf("row %+v, %v; want %+v", r, ok, want)
+	}
+	e.Actor = "alice" // not the tracker's
+	if _, ok := slaRow(inc, e); ok {
+		t.Fatal("an SLA-looking entry by someone else became a row")
+	}
+}

@@ -21,6 +21,8 @@ type Crossing struct {
 	Kind   sla.Kind
 	// Threshold is the fraction of the budget: a warning's, or 1 for a breach.
 	Threshold float64
+	// Policy names the SLA policy measured.
+	Policy string
 }
 
 // FormatMessage is the timeline text of a crossing of policy p measured in
@@ -50,7 +52,10 @@ func FormatMessage(c sla.Crossing, p *sla.Policy, cal *sla.Calendar, deadline ti
 	return msg
 }
 
-var messageRE = regexp.MustCompile(`^SLA (warning|breach): (acknowledge|resolve) target \S+ (?:(\d+(?:\.\d+)?)% used|breached)\b`)
+var (
+	messageRE = regexp.MustCompile(`^SLA (warning|breach): (acknowledge|resolve) target \S+ (?:(\d+(?:\.\d+)?)% used|breached)\b`)
+	policyRE  = regexp.MustCompile(`\(policy (.+), calendar [^()]*\)`)
+)
 
 // ParseMessage reads the crossing an SLA timeline entry records: an entry
 // of kind sla_warning or sla_breach, by Actor, whose message starts with
@@ -76,6 +81,9 @@ func ParseMessage(e triage.TimelineEntry) (c Crossing, ok bool) {
 		c.Kind, c.Threshold = sla.Warning, pct/100
 	default:
 		return Crossing{}, false
+	}
+	if pm := policyRE.FindStringSubmatch(e.Message); pm != nil {
+		c.Policy = pm[1]
 	}
 	return c, true
 }
