@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/internal/boltfile"
 )
 
 // Source is where the outbox reads changes and incidents: the engine's
@@ -125,12 +124,9 @@ func Open(opts Options) (*Outbox, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
-		return nil, fmt.Errorf("creating outbox dir: %w", err)
-	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := boltfile.Open(opts.Path)
 	if err != nil {
-		return nil, fmt.Errorf("opening outbox %s: %w", opts.Path, err)
+		return nil, err
 	}
 	o := &Outbox{opts: opts, db: db, log: opts.Logger, m: newOutboxMetrics(opts.Registry), wake: make(chan struct{}, 1)}
 	seen := map[string]bool{}

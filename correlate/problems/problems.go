@@ -34,8 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +47,7 @@ import (
 
 	"github.com/triage-dev/triage"
 	"github.com/triage-dev/triage/correlate"
+	"github.com/triage-dev/triage/internal/boltfile"
 )
 
 // Problem statuses. A known error is a problem whose cause is understood
@@ -281,15 +280,9 @@ func Open(opts Options) (*Tracker, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
-		return nil, fmt.Errorf("creating problems dir: %w", err)
-	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := boltfile.Open(opts.Path)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("opening %s: another triage process holds it: %w", opts.Path, err)
-		}
-		return nil, fmt.Errorf("opening %s: %w", opts.Path, err)
+		return nil, err
 	}
 	t := &Tracker{opts: opts, db: db, log: opts.Logger, m: newMetrics(opts.Registry), wake: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
