@@ -25,6 +25,8 @@ CONFIG="$NODE/config.xml"
 
 log() { echo "clickhouse.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat >&2 <<EOF
@@ -74,16 +76,7 @@ install_server() {
 }
 
 # Prints the server pid if our server process is alive; removes stale pid files.
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid cmd=""; pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] && cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)"
-  if [[ "$cmd" == *"--config-file=$CONFIG"* ]]; then
-    echo "$pid"; return 0
-  fi
-  log "removing stale pid file ($PIDFILE, pid '${pid}')"
-  rm -f "$PIDFILE"; return 1
-}
+running_pid() { pidfile_pid "--config-file=$CONFIG"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -216,20 +209,7 @@ cmd_start() {
   exit 1
 }
 
-cmd_stop() {
-  local pid i
-  pid="$(running_pid)" || { log "not running"; return 0; }
-  log "stopping server (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 60; i++)); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-    sleep 0.5
-  done
-  log "still alive after 30 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  sleep 1
-  rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pid server; }
 
 cmd_status() {
   local pid

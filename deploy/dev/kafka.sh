@@ -29,6 +29,8 @@ if [[ -n "${JAVA:-}" ]]; then :; elif [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAV
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat >&2 <<EOF
@@ -46,16 +48,7 @@ env_line() { echo "export KAFKA_BROKERS=127.0.0.1:$PORT"; }
 kjava() { "$JAVA" -Xmx256m -cp "$JARS/lib/*" -Dlog4j2.configurationFile="$NODE/log4j2-tools.properties" "$@"; }
 
 # Prints the broker pid if our broker process is alive; removes stale pid files.
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid cmd=""; pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] && cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)"
-  if [[ "$cmd" == *"kafka.Kafka $NODE/server.properties"* ]]; then
-    echo "$pid"; return 0
-  fi
-  log "removing stale pid file ($PIDFILE, pid '${pid}')"
-  rm -f "$PIDFILE"; return 1
-}
+running_pid() { pidfile_pid "kafka.Kafka $NODE/server.properties"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -201,20 +194,7 @@ cmd_start() {
   exit 1
 }
 
-cmd_stop() {
-  local pid i
-  pid="$(running_pid)" || { log "not running"; return 0; }
-  log "stopping broker (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 60; i++)); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-    sleep 0.5
-  done
-  log "still alive after 30 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  sleep 1
-  rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pid broker; }
 
 cmd_status() {
   local pid
