@@ -117,3 +117,35 @@ func TestPriorityMatrixAfterRestore(t *testing.T) {
 		t.Fatalf("after a restart %s (%s); without one %s (%s)", got.Priority, got.PriorityReason, want.Priority, want.PriorityReason)
 	}
 }
+
+// A merge that raises the priority says so on the timeline.
+func TestPriorityMatrixMerge(t *testing.T) {
+	topo, err := ParseTopology("cmdb.yaml", []byte(matrixCMDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Topology: topo, Priority: testMatrix(), ReopenWindow: time.Hour}
+	h := &harness{t: t, e: NewEngine(opts, NewCorrelator(topo, CorrelatorOptions{Window: 10 * time.Minute, MaxHops: 3, GroupBy: []string{"alertname"}})),
+		m: NewMemory(), now: t0}
+	h.fire("alertname", "Errors", "ci", "svc-a", "severity", "warning")
+	h.fire("alertname", "Latency", "ci", "svc-b", "severity", "warning") // a sibling: its own incident
+	h.fire("alertname", "HostDown", "ci", "host-9", "severity", "warning")
+	var survivor triage.Incident
+	for _, inc := range h.m.Incidents() {
+		if inc.MergedInto == nil && len(inc.Merged) > 0 {
+			survivor = inc
+		}
+	}
+	if survivor.ID == 0 || survivor.Priority != "P3" {
+		t.Fatalf("after the merge: %+v, want one incident at P3 (2 services)", survivor)
+	}
+	found := false
+	for _, e := range survivor.Timeline {
+		if e.Kind == triage.KindPriorityChanged && strings.HasPrefix(e.Message, "priority P4 → P3") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no priority_changed entry for the merge: %+v", survivor.Timeline)
+	}
+}

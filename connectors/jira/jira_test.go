@@ -612,3 +612,22 @@ func TestOutOfOrderCommentWebhooks(t *testing.T) {
 		t.Fatalf("%d comments on the incident, want 2", n)
 	}
 }
+
+// The last successful poll is kept across restarts.
+func TestPollTimeKept(t *testing.T) {
+	r := newRig(t, rigOptions{tweak: func(o *jira.Options) { o.PollInterval = 5 * time.Millisecond }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.in.Run(ctx) }()
+	svctest.Eventually(t, "a poll recorded", func() bool {
+		b, err := r.box.Meta(jira.Name, "poll:last")
+		return err == nil && b != nil
+	})
+	cancel()
+	<-done
+	b, _ := r.box.Meta(jira.Name, "poll:last")
+	var last time.Time
+	if err := last.UnmarshalText(b); err != nil || time.Since(last) > time.Minute {
+		t.Fatalf("poll:last %q (%v)", b, err)
+	}
+}
