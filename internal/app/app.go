@@ -180,6 +180,7 @@ func Run(ctx context.Context, opts Options) error {
 			return pipe
 		}(),
 		Token:    string(token),
+		Pprof:    cfg.HTTP.Pprof,
 		Ready:    svc.Ready,
 		Logger:   log.With("component", "http"),
 		Registry: reg,

@@ -139,6 +139,9 @@ type Auth struct {
 type HTTP struct {
 	MaxBodyBytes        int64 `yaml:"max_body_bytes"`
 	MaxEventsPerRequest int   `yaml:"max_events_per_request"`
+	// Pprof serves Go's runtime profiles at /debug/pprof/ (behind the
+	// bearer token, like the API), for profiling a running daemon.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Correlation configures deduplication, grouping and the incident lifecycle.

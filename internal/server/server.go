@@ -74,7 +74,9 @@ type Options struct {
 	JiraWebhook http.Handler
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
 	// on every /api/ endpoint but the OpenAPI document.
-	Token    string
+	Token string
+	// Pprof serves Go's runtime profiles at /debug/pprof/, behind the token.
+	Pprof    bool
 	Ready    func() bool
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -136,6 +138,9 @@ func New(opts Options) *Server {
 	s.route("/api/v1/openapi.yaml", false, map[string]http.HandlerFunc{"GET": serveOpenAPI})
 	s.route("/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz})
 	s.route("/readyz", false, map[string]http.HandlerFunc{"GET": s.readyz})
+	if opts.Pprof {
+		s.pprofRoutes()
+	}
 	metrics := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
 	s.route("/metrics", false, map[string]http.HandlerFunc{"GET": metrics.ServeHTTP})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
