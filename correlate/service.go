@@ -46,33 +46,38 @@ type ServiceOptions struct {
 
 // Service owns the Engine, the write-ahead log and the Store. Submissions
 // from any goroutine are applied in arrival order by one goroutine (Run);
-// each step's writes go to the log as one record, fsynced, and only then
-// are the submitters answered: many concurrent senders share one small
-// sequential write. A checkpointer goroutine applies logged records to the
-// Store in batches; after a crash, the records the Store lacks are replayed
-// from the log at start. Readers call Sync to see every write acknowledged
-// before their read began.
+// each step's writes become one log record. A log writer goroutine writes
+// the records queued meanwhile with one write and one fsync (a group
+// commit), and only then are their submitters answered: many concurrent
+// senders share one small sequential write, and the engine works on the
+// next step while the disk syncs the last. A checkpointer goroutine applies
+// logged records to the Store in batches; after a crash, the records the
+// Store lacks are replayed from the log at start. Readers call Sync to see
+// every write acknowledged before their read began.
 type Service struct {
 	opts     ServiceOptions
 	engine   *Engine
 	wal      *WAL
 	builder  recordBuilder
 	in       chan *op
-	ckpt     chan *Record
-	stopped  chan struct{} // closed when Run stops taking work
-	finished chan struct{} // closed when Run has returned
+	toWAL    chan *walBatch // steps in order, to the log writer
+	ckq      *ckptQueue     // logged records, to the checkpointer
+	stopped  chan struct{}  // closed when Run stops taking work
+	finished chan struct{}  // closed when Run has returned
 	running  atomic.Bool
 	m        *serviceMetrics
 	log      *slog.Logger
 
 	offsets map[string]int64 // last applied offset by source partition; the Run goroutine's
 
-	logged  atomic.Uint64 // LSN of the last record on disk
-	mu      sync.Mutex
-	applied uint64        // LSN of the last record in the Store
-	advance chan struct{} // closed and replaced when applied moves
-	syncReq chan struct{} // a reader waits: checkpoint now
-	ckptErr error         // the checkpointer's last error, nil when healthy
+	logged    atomic.Uint64 // LSN of the last record on disk
+	walFailed chan struct{} // closed when the log cannot be written; walErr says why
+	walErr    error
+	mu        sync.Mutex
+	applied   uint64        // LSN of the last record in the Store
+	advance   chan struct{} // closed and replaced when applied moves
+	syncReq   chan struct{} // a reader waits: checkpoint now
+	ckptErr   error         // the checkpointer's last error, nil when healthy
 
 	archivedMu sync.Mutex // serialises changes to archived incidents' records
 
@@ -167,15 +172,17 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		return nil, errors.New("correlate: ServiceOptions.WALDir is required")
 	}
 	s := &Service{
-		opts:     opts,
-		in:       make(chan *op, 4096),
-		ckpt:     make(chan *Record, 256),
-		stopped:  make(chan struct{}),
-		finished: make(chan struct{}),
-		advance:  make(chan struct{}),
-		syncReq:  make(chan struct{}, 1),
-		m:        newServiceMetrics(opts.Registry),
-		log:      opts.Logger,
+		opts:      opts,
+		in:        make(chan *op, 4096),
+		toWAL:     make(chan *walBatch, walQueue),
+		ckq:       newCkptQueue(maxQueuedBytes),
+		walFailed: make(chan struct{}),
+		stopped:   make(chan struct{}),
+		finished:  make(chan struct{}),
+		advance:   make(chan struct{}),
+		syncReq:   make(chan struct{}, 1),
+		m:         newServiceMetrics(opts.Registry),
+		log:       opts.Logger,
 	}
 	pos, err := opts.Store.Positions()
 	if err != nil {
@@ -525,8 +532,15 @@ func (s *Service) Run(ctx context.Context) (err error) {
 		defer close(ckptDone)
 		s.checkpointer()
 	}()
+	walDone := make(chan struct{})
+	go func() {
+		defer close(walDone)
+		s.walWriter()
+	}()
 	defer func() {
-		close(s.ckpt)
+		close(s.toWAL) // the writer logs and answers what it has, then stops
+		<-walDone
+		s.ckq.close()
 		<-ckptDone
 		if cerr := s.wal.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing the write-ahead log: %w", cerr)
@@ -548,9 +562,14 @@ func (s *Service) Run(ctx context.Context) (err error) {
 					return nil
 				}
 				if err := s.step(batch); err != nil {
+					s.failQueued(err)
 					return err
 				}
 			}
+		case <-s.walFailed:
+			close(s.stopped)
+			s.failQueued(s.walErr)
+			return s.walErr
 		case o := <-s.in:
 			batch = s.collect([]*op{o})
 		case <-tick.C:
@@ -587,8 +606,21 @@ func (s *Service) failQueued(err error) {
 	}
 }
 
-// step applies a batch at one instant, logs its writes as one record and
-// answers the batch. An error is fatal: the engine is ahead of the log.
+// walBatch is one step for the log writer: its record (nil when the step
+// changed nothing) and the submissions to answer once it is on disk.
+type walBatch struct {
+	rec    *Record
+	ops    []*op
+	events int // events applied, for the step-size metric
+}
+
+// walQueue bounds the steps waiting for the log writer: when the disk
+// falls behind, Run waits, and so do the senders (backpressure).
+const walQueue = 64
+
+// step applies a batch at one instant and hands its writes, as one record,
+// to the log writer, which answers the batch once the record is on disk.
+// An error is fatal: the engine is ahead of the log.
 func (s *Service) step(batch []*op) error {
 	now := s.opts.Now()
 	s.engine.Tick(now)
@@ -624,85 +656,192 @@ func (s *Service) step(batch []*op) error {
 			ch.Archived = append(ch.Archived, o.archivedInc)
 		}
 	}
-	applied := len(events)
+	wb := &walBatch{ops: batch, events: len(events)}
 	if s.opts.EventRetention <= 0 {
 		events = nil
 	}
 	if len(events) > 0 || !ch.Empty() {
 		rec, err := s.builder.build(events, now, &ch, s.engine.LastID())
-		if err == nil {
-			start := time.Now()
-			err = s.wal.Append(rec)
-			s.m.walSeconds.Observe(time.Since(start).Seconds())
-		}
 		if err != nil {
 			err = fmt.Errorf("logging a step: %w", err)
-			s.log.Error("cannot write the write-ahead log; stopping", "err", err)
+			s.log.Error("cannot encode a step for the write-ahead log; stopping", "err", err)
 			for _, o := range batch {
 				o.done <- err
 			}
 			return err
 		}
-		s.m.stepEvents.Observe(float64(applied))
-		s.logged.Store(rec.LSN)
-		s.ckpt <- rec // blocks when the checkpointer lags far behind: backpressure
+		wb.rec = rec
 	}
 	s.m.open.Set(float64(s.engine.OpenIncidents()))
 	s.m.liveAlerts.Set(float64(s.engine.LiveAlerts()))
-	for _, o := range batch {
-		o.done <- o.err
+	if wb.rec == nil && len(batch) == 0 {
+		return nil
 	}
-	return nil
+	// Even a step that wrote nothing is answered through the writer, after
+	// the steps before it: a submission is never answered before one that
+	// came earlier is durable.
+	select {
+	case s.toWAL <- wb:
+		return nil
+	case <-s.walFailed:
+		for _, o := range batch {
+			o.done <- s.walErr
+		}
+		return s.walErr
+	}
 }
 
-// checkpointer applies logged records to the store until the channel
-// closes. It gathers records for CheckpointInterval (or until a reader
-// waits in Sync, or MaxPending records) so that one bbolt transaction
-// covers many steps: an alert repeated a hundred times is written once. It
-// retries failures and releases log segments the store no longer needs.
-func (s *Service) checkpointer() {
-	var pending []*Record
-	var lastPrune time.Time
-	tick := time.NewTicker(s.opts.CheckpointInterval)
-	defer tick.Stop()
-	// take adds a received record; it reports false when the channel closed
-	// (after a final checkpoint).
-	take := func(rec *Record, ok bool) bool {
-		if !ok {
-			s.checkpoint(pending)
-			return false
-		}
-		if !s.noCheckpoint {
-			pending = append(pending, rec)
-		}
-		return true
-	}
-	for {
-		select {
-		case rec, ok := <-s.ckpt:
-			if !take(rec, ok) {
-				return
+// walWriter logs the steps Run hands it, in order. It writes every step
+// queued meanwhile with one write and one fsync, marks them logged, queues
+// their records for the checkpointer and answers their submissions. After
+// a failure it answers every later step with the error: the process must
+// stop (Run returns it), and a restart recovers what is on disk.
+func (s *Service) walWriter() {
+	var group []*walBatch
+	var recs []*Record
+	var failed error
+	for wb := range s.toWAL {
+		group = append(group[:0], wb)
+	drain:
+		for len(group) < walQueue {
+			select {
+			case more, ok := <-s.toWAL:
+				if !ok {
+					break drain
+				}
+				group = append(group, more)
+			default:
+				break drain
 			}
-			if len(pending) < maxPending {
-				continue
+		}
+		recs = recs[:0]
+		events := 0
+		for _, g := range group {
+			if g.rec != nil {
+				recs = append(recs, g.rec)
 			}
-		case <-tick.C:
-		case <-s.syncReq:
-			// A reader waits: take what is queued and write now.
-			for drained := false; !drained; {
-				select {
-				case rec, ok := <-s.ckpt:
-					if !take(rec, ok) {
-						return
-					}
-				default:
-					drained = true
+			events += g.events
+		}
+		if failed == nil && len(recs) > 0 {
+			start := time.Now()
+			err := s.wal.AppendAll(recs)
+			s.m.walSeconds.Observe(time.Since(start).Seconds())
+			if err != nil {
+				failed = fmt.Errorf("logging a step: %w", err)
+				s.log.Error("cannot write the write-ahead log; stopping", "err", failed)
+				s.walErr = failed
+				close(s.walFailed)
+			} else {
+				s.m.stepEvents.Observe(float64(events))
+				s.ckq.push(recs) // waits when the checkpointer lags far behind: backpressure
+				s.logged.Store(recs[len(recs)-1].LSN)
+			}
+		}
+		for _, g := range group {
+			for _, o := range g.ops {
+				if failed != nil {
+					o.done <- failed
+				} else {
+					o.done <- o.err
 				}
 			}
 		}
-		s.checkpoint(pending)
-		clear(pending) // drop the records: the array is reused
-		pending = pending[:0]
+		clear(group) // let the answered steps go
+	}
+}
+
+// ckptQueue holds logged records until the checkpointer applies them. The
+// log writer never waits for a checkpoint in progress, only when the queue
+// holds more than its byte budget.
+type ckptQueue struct {
+	mu     sync.Mutex
+	room   *sync.Cond // broadcast when records are taken
+	recs   []*Record
+	bytes  int64
+	max    int64
+	closed bool
+	wake   chan struct{} // records arrived or the queue closed
+}
+
+// maxQueuedBytes bounds the records waiting for a checkpoint.
+const maxQueuedBytes = 256 << 20
+
+func newCkptQueue(max int64) *ckptQueue {
+	q := &ckptQueue{max: max, wake: make(chan struct{}, 1)}
+	q.room = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *ckptQueue) push(recs []*Record) {
+	q.mu.Lock()
+	for q.bytes >= q.max {
+		q.room.Wait()
+	}
+	q.recs = append(q.recs, recs...)
+	for _, r := range recs {
+		q.bytes += r.size()
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *ckptQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a wake-up is pending
+	}
+}
+
+// len is the number of records queued and whether the queue is closed.
+func (q *ckptQueue) len() (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.recs), q.closed
+}
+
+// take returns every queued record, and whether the queue is closed.
+func (q *ckptQueue) take() ([]*Record, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	recs := q.recs
+	q.recs, q.bytes = nil, 0
+	q.room.Broadcast()
+	return recs, q.closed
+}
+
+func (q *ckptQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// checkpointer applies logged records to the store until the queue
+// closes. It gathers records for CheckpointInterval (or until a reader
+// waits in Sync, or maxPending records) so that one bbolt transaction
+// covers many steps: an alert repeated a hundred times is written once. It
+// retries failures and releases log segments the store no longer needs.
+func (s *Service) checkpointer() {
+	var lastPrune time.Time
+	tick := time.NewTicker(s.opts.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ckq.wake:
+			if n, closed := s.ckq.len(); n < maxPending && !closed {
+				continue
+			}
+		case <-tick.C:
+		case <-s.syncReq: // a reader waits: write now
+		}
+		recs, closed := s.ckq.take()
+		if s.noCheckpoint {
+			recs = nil
+		}
+		s.checkpoint(recs)
+		if closed {
+			return
+		}
 		if s.opts.EventRetention > 0 && time.Since(lastPrune) >= time.Minute {
 			lastPrune = time.Now()
 			s.prune(s.opts.Now())

@@ -49,6 +49,7 @@ type WAL struct {
 	maxSeg int64
 	segs   []uint64 // first LSN of each segment, ascending; the last is open
 	next   uint64
+	buf    []byte // reused by AppendAll
 }
 
 const walSuffix = ".wal"
@@ -184,7 +185,16 @@ func (w *WAL) openTail() error {
 }
 
 // Append gives r the next LSN, writes it and syncs it to disk.
-func (w *WAL) Append(r *Record) error {
+func (w *WAL) Append(r *Record) error { return w.AppendAll([]*Record{r}) }
+
+// AppendAll gives the records the next LSNs, in order, writes them with
+// one write and syncs them with one fsync: a group commit. A new segment
+// starts before the group when the current one is full, so a segment may
+// exceed its size by one group.
+func (w *WAL) AppendAll(recs []*Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil {
@@ -200,12 +210,21 @@ func (w *WAL) Append(r *Record) error {
 			return err
 		}
 	}
-	r.LSN = w.next
-	payload := encodeRecord(r)
-	buf := make([]byte, 8, 8+len(payload))
-	binary.LittleEndian.PutUint32(buf[:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(payload, crcTable))
-	buf = append(buf, payload...)
+	buf := w.buf[:0]
+	next := w.next
+	for _, r := range recs {
+		r.LSN = next
+		next++
+		start := len(buf)
+		buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
+		buf = appendRecord(buf, r)
+		payload := buf[start+8:]
+		binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
+		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, crcTable))
+	}
+	if cap(buf) <= 4<<20 {
+		w.buf = buf // keep a modest buffer for the next group
+	}
 	if _, err := w.f.Write(buf); err != nil {
 		return fmt.Errorf("writing wal: %w", err)
 	}
@@ -213,7 +232,7 @@ func (w *WAL) Append(r *Record) error {
 		return fmt.Errorf("syncing wal: %w", err)
 	}
 	w.size += int64(len(buf))
-	w.next++
+	w.next = next
 	return nil
 }
 
@@ -271,7 +290,10 @@ func encodeRecord(r *Record) []byte {
 	for _, op := range r.Ops {
 		size += 12 + len(op.Key) + len(op.Value)
 	}
-	b := make([]byte, 0, size)
+	return appendRecord(make([]byte, 0, size), r)
+}
+
+func appendRecord(b []byte, r *Record) []byte {
 	b = binary.AppendUvarint(b, r.LSN)
 	b = binary.AppendUvarint(b, uint64(len(r.Ops)))
 	for _, op := range r.Ops {
@@ -286,6 +308,15 @@ func encodeRecord(r *Record) []byte {
 		b = append(b, op.Value...)
 	}
 	return b
+}
+
+// size is the record's approximate memory: what a queue of records holds.
+func (r *Record) size() int64 {
+	n := int64(64)
+	for _, op := range r.Ops {
+		n += 64 + int64(len(op.Key)+len(op.Value))
+	}
+	return n
 }
 
 var errBadRecord = errors.New("malformed wal record")

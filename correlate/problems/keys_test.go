@@ -64,16 +64,21 @@ type feed struct {
 	changes   []correlate.Change
 }
 
-func (f *feed) Changes(after uint64, limit int) ([]correlate.Change, error) {
+func (f *feed) ChangesOf(after uint64, limit int, kinds []string) ([]correlate.Change, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []correlate.Change
+	last, n := after, 0
 	for _, c := range f.changes {
-		if c.Entry.Seq > after && len(out) < limit {
-			out = append(out, c)
+		if c.Entry.Seq > after && n < limit {
+			n++
+			last = c.Entry.Seq
+			if kinds == nil || slices.Contains(kinds, c.Entry.Kind) {
+				out = append(out, c)
+			}
 		}
 	}
-	return out, nil
+	return out, last, nil
 }
 
 func (f *feed) OpenSnapshot() ([]triage.Incident, uint64, error) {
@@ -82,7 +87,7 @@ func (f *feed) OpenSnapshot() ([]triage.Incident, uint64, error) {
 	return nil, uint64(len(f.changes)), nil
 }
 
-func (f *feed) Incident(id uint64) (*triage.Incident, error) {
+func (f *feed) IncidentAlerts(id uint64) (*triage.Incident, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	inc, ok := f.incidents[id]

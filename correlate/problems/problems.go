@@ -94,9 +94,12 @@ var (
 // Source is where the tracker reads changes and incidents: the engine's
 // store.
 type Source interface {
-	Changes(after uint64, limit int) ([]correlate.Change, error)
+	// ChangesOf reads the feed's entries of some kinds (correlate.Store).
+	ChangesOf(after uint64, limit int, kinds []string) ([]correlate.Change, uint64, error)
 	OpenSnapshot() ([]triage.Incident, uint64, error)
-	Incident(id uint64) (*triage.Incident, error)
+	// IncidentAlerts reads an incident with its alerts; the timeline is
+	// not needed.
+	IncidentAlerts(id uint64) (*triage.Incident, error)
 }
 
 // Recorder records a link on an incident: the correlation service. Linking

@@ -67,11 +67,11 @@ func (t *Tracker) feed() (bool, error) {
 		if err := t.db.View(func(tx *bolt.Tx) error { from = cursor(tx); return nil }); err != nil {
 			return false, err
 		}
-		changes, err := t.opts.Source.Changes(from, feedBatch)
+		changes, scanned, err := t.opts.Source.ChangesOf(from, feedBatch, feedKinds)
 		if err != nil {
 			return false, fmt.Errorf("reading changes after %d: %w", from, err)
 		}
-		if len(changes) == 0 {
+		if scanned == from {
 			return true, nil
 		}
 		now := t.opts.Now()
@@ -86,7 +86,7 @@ func (t *Tracker) feed() (bool, error) {
 		for _, ch := range changes {
 			kind := ch.Entry.Kind
 			if (kind == triage.KindOpened || kind == triage.KindRootCause) && ch.Entry.Time.After(cutoff) && !seen[ch.IncidentID] {
-				inc, err := t.opts.Source.Incident(ch.IncidentID)
+				inc, err := t.opts.Source.IncidentAlerts(ch.IncidentID)
 				switch {
 				case errors.Is(err, correlate.ErrNotFound):
 					t.log.Warn("problems: change of an unknown incident skipped", "incident", triage.IncidentKey(ch.IncidentID))
@@ -105,6 +105,9 @@ func (t *Tracker) feed() (bool, error) {
 			}
 			last = ch.Entry.Seq
 		}
+		if readErr == nil {
+			last = scanned // past the entries of other kinds too
+		}
 		if last > from {
 			if err := t.apply(evs, last, now); err != nil {
 				return false, err
@@ -113,11 +116,12 @@ func (t *Tracker) feed() (bool, error) {
 		if readErr != nil {
 			return false, readErr
 		}
-		if len(changes) < feedBatch {
-			return true, nil
-		}
 	}
 }
+
+// feedKinds are the changes the tracker evaluates an incident on: when it
+// opens (its signature) and when its root cause moves (its root CI).
+var feedKinds = []string{triage.KindOpened, triage.KindRootCause}
 
 // txWork gathers what one transaction changes.
 type txWork struct {

@@ -1,0 +1,203 @@
+package correlate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/triage-dev/triage"
+)
+
+func TestWALGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openWAL(t, dir, 0, 1<<20)
+	appendN(t, w, 1, 2)
+	group := []*Record{testRecord(3), testRecord(4), testRecord(5)}
+	if err := w.AppendAll(group); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range group {
+		if r.LSN != uint64(3+i) {
+			t.Fatalf("record %d of the group got LSN %d, want %d", i, r.LSN, 3+i)
+		}
+	}
+	w.Close()
+	// A crash in the middle of the group's write keeps the records before
+	// the torn one: cut into the last record.
+	segs := segments(t, dir)
+	fi, err := os.Stat(segs[len(segs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(segs[len(segs)-1], fi.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	w, got := openWAL(t, dir, 0, 1<<20)
+	defer w.Close()
+	if len(got) != 4 || got[3].LSN != 4 || !bytes.Equal(got[3].Ops[0].Value, testRecord(4).Ops[0].Value) {
+		t.Fatalf("after a torn group: %d records, want the 4 intact ones", len(got))
+	}
+	next := []*Record{testRecord(9), testRecord(10)}
+	if err := w.AppendAll(next); err != nil || next[0].LSN != 5 || next[1].LSN != 6 {
+		t.Fatalf("appending after the cut: LSNs %d, %d (%v), want 5, 6", next[0].LSN, next[1].LSN, err)
+	}
+}
+
+func TestCheckpointQueueBackpressure(t *testing.T) {
+	q := newCkptQueue(1) // any record fills it
+	q.push([]*Record{testRecord(1)})
+	pushed := make(chan struct{})
+	go func() {
+		q.push([]*Record{testRecord(2)})
+		close(pushed)
+	}()
+	select {
+	case <-pushed:
+		t.Fatal("a push into a full queue returned before the checkpointer took anything")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if recs, closed := q.take(); len(recs) != 1 || closed {
+		t.Fatalf("take: %d records (closed %v), want 1", len(recs), closed)
+	}
+	<-pushed // room made: the writer goes on
+	q.close()
+	if recs, closed := q.take(); len(recs) != 1 || !closed {
+		t.Fatalf("take after close: %d records (closed %v), want 1 and closed", len(recs), closed)
+	}
+}
+
+func TestApplyLastWriteOfAKeyWins(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(k, v string) Op { return Op{Bucket: bAlerts, Key: []byte(k), Value: []byte(v)} }
+	del := func(k string) Op { return Op{Delete: true, Bucket: bAlerts, Key: []byte(k)} }
+	recs := []*Record{
+		{LSN: 1, Ops: []Op{put("a", "1"), put("b", "1"), put("c", "1")}},
+		{LSN: 2, Ops: []Op{del("a"), put("b", "2"), put("b", "3")}},
+		{LSN: 3, Ops: []Op{put("a", "4"), del("c"), put("d", "1")}},
+		{LSN: 4, Ops: []Op{del("d")}},
+	}
+	if err := st.Apply(recs); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "4", "b": "3"}
+	got := map[string]string{}
+	err = st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
+			got[string(k)] = string(v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] {
+		t.Fatalf("after applying: %v, want %v", got, want)
+	}
+	if pos, err := st.Positions(); err != nil || pos.WALLSN != 4 {
+		t.Fatalf("WAL LSN %d (%v), want 4", pos.WALLSN, err)
+	}
+}
+
+// A log that cannot be written fails every submission waiting for it, and
+// the service stops: nothing is acknowledged that is not on disk.
+func TestWALFailureFailsWaitingSendersAndStops(t *testing.T) {
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, false)
+	runErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.wal.f.Close(); err != nil { // every write now fails
+		t.Fatal(err)
+	}
+	go func() { runErr <- s.Run(ctx) }()
+	const senders = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Submit(ctx, normalized(t, t0, event("alertname", "X", "instance", string(rune('a'+i)))))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err == nil {
+			t.Fatal("a submission was acknowledged although the log could not be written")
+		}
+	}
+	select {
+	case err := <-runErr:
+		if err == nil || !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Run returned %v, want the write error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after the log failed")
+	}
+	if err := s.Submit(context.Background(), normalized(t, t0, event("alertname", "Y"))); !errors.Is(err, ErrStopped) {
+		t.Fatalf("submit after the failure: %v, want ErrStopped", err)
+	}
+}
+
+func TestChangesOfSkipsOtherKinds(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: 0, ReopenWindow: time.Hour}, true)
+	if err := s.Submit(ctx, normalized(t, t0, event("alertname", "A", "service", "x"), event("alertname", "B", "service", "y"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Comment(ctx, 1, "alice", "looking"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Acknowledge(ctx, 2, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	st := s.synced(t)
+	all, err := st.Changes(0, 100)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("feed: %d changes (%v), want 4", len(all), err)
+	}
+	got, last, err := st.ChangesOf(0, 100, []string{triage.KindComment})
+	if err != nil || len(got) != 1 || got[0].Entry.Kind != triage.KindComment || got[0].IncidentID != 1 {
+		t.Fatalf("comments: %+v (%v), want the one comment on INC-1", got, err)
+	}
+	if last != all[3].Entry.Seq {
+		t.Fatalf("cursor after a full read = %d, want the last entry %d", last, all[3].Entry.Seq)
+	}
+	// The limit counts entries looked at: the cursor stops at the second.
+	got, last, err = st.ChangesOf(0, 2, []string{triage.KindComment})
+	if err != nil || len(got) != 0 || last != all[1].Entry.Seq {
+		t.Fatalf("limit 2: %+v, cursor %d (%v); want none and %d", got, last, err, all[1].Entry.Seq)
+	}
+	got, last, err = st.ChangesOf(all[3].Entry.Seq, 10, nil)
+	if err != nil || len(got) != 0 || last != all[3].Entry.Seq {
+		t.Fatalf("at the end: %+v, cursor %d (%v); want none and the same cursor", got, last, err)
+	}
+	// Entries written before the kind was indexed (an id only) are read
+	// and filtered by their decoded kind.
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketChanges)
+		for _, c := range all {
+			if err := b.Put(u64(c.Entry.Seq), u64(c.IncidentID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = st.ChangesOf(0, 100, []string{triage.KindAcknowledged})
+	if err != nil || len(got) != 1 || got[0].IncidentID != 2 || got[0].Entry.Kind != triage.KindAcknowledged {
+		t.Fatalf("legacy entries: %+v (%v), want the acknowledgement of INC-2", got, err)
+	}
+}
