@@ -188,3 +188,22 @@ func BenchmarkHubAlertMergesStorm(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/hub-alert")
 }
+
+// BenchmarkBuildRecord: encoding one step's changes into a record, the
+// part of a step the JSON encoders weigh on: 200 new alerts with their
+// incidents and timeline entries.
+func BenchmarkBuildRecord(b *testing.B) {
+	evs := benchEvents(b, 200, 200)
+	e := NewEngine(Options{ResolveAfter: time.Minute, ReopenWindow: time.Minute}, NewLabelGrouper([]string{"alertname", "service"}, time.Hour))
+	for i := range evs {
+		e.Process(&evs[i], t0)
+	}
+	ch := e.Flush() // 200 alert details, 20 incidents, 200 timeline entries
+	var rb recordBuilder
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rb.build(nil, t0, &ch, e.LastID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

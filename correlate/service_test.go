@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -273,6 +274,72 @@ func TestCommentOnEvictedIncident(t *testing.T) {
 	if last.Kind != triage.KindComment || last.Actor != "bob" || last.Message != "postmortem on Monday" {
 		t.Fatalf("last timeline entry %+v", last)
 	}
+}
+
+// TestBuildRecordJSON: a record holds what json.Marshal makes of the
+// incidents, alert details and timeline entries of a step, and each value
+// is the record's own: building the next record leaves it as it was.
+func TestBuildRecordJSON(t *testing.T) {
+	e := NewEngine(defaultOpts(), NewLabelGrouper([]string{"alertname"}, time.Hour))
+	var b recordBuilder
+	step := func(evs []triage.Event, now time.Time) (*Record, Changes) {
+		t.Helper()
+		for i := range evs {
+			e.Process(&evs[i], now)
+		}
+		ch := e.Flush()
+		rec, err := b.build(nil, now, &ch, e.LastID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, ch
+	}
+	rec, ch := step(normalized(t, t0,
+		event("alertname", "Disk <full> & slow", "instance", "h1", "note", "line\u2028sep"),
+		event("alertname", "Disk <full> & slow", "instance", "h2"),
+		event("alertname", "B", "severity", "critical")), t0)
+	want := map[string]string{}
+	add := func(bucket uint8, key []byte, v any) {
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[fmt.Sprintf("%d/%x", bucket, key)] = string(js)
+	}
+	for _, inc := range ch.Incidents {
+		add(bIncidents, u64(inc.ID), inc)
+	}
+	for _, a := range ch.AlertDetails {
+		add(bAlerts, alertKey(a.IncidentID, a.Fingerprint), a)
+	}
+	for _, tc := range ch.Timeline {
+		add(bTimeline, append(u64(tc.IncidentID), u64(tc.Entry.Seq)...), &tc.Entry)
+	}
+	if len(ch.Incidents) != 2 || len(ch.AlertDetails) != 3 || len(ch.Timeline) == 0 {
+		t.Fatalf("step changed %d incidents, %d alerts, %d timeline entries", len(ch.Incidents), len(ch.AlertDetails), len(ch.Timeline))
+	}
+	check := func() {
+		t.Helper()
+		n := 0
+		for _, op := range rec.Ops {
+			if op.Bucket != bIncidents && op.Bucket != bAlerts && op.Bucket != bTimeline {
+				continue
+			}
+			n++
+			k := fmt.Sprintf("%d/%x", op.Bucket, op.Key)
+			if string(op.Value) != want[k] {
+				t.Fatalf("%s: record holds\n%s\njson.Marshal\n%s", k, op.Value, want[k])
+			}
+		}
+		if n != len(want) {
+			t.Fatalf("record holds %d JSON values, want %d", n, len(want))
+		}
+	}
+	check()
+	step(normalized(t, t0.Add(time.Minute),
+		event("alertname", "Disk <full> & slow", "instance", "h3", "summary", "a much longer label value than before"),
+		event("alertname", "C")), t0.Add(time.Minute))
+	check()
 }
 
 func TestPruneEvents(t *testing.T) {

@@ -217,6 +217,7 @@ func (s *Store) HasIncident(id uint64) (bool, error) {
 // counters, so that keys are fixed before the record is logged.
 type recordBuilder struct {
 	pos Positions
+	buf []byte // scratch for encoding; each Op.Value is a copy
 }
 
 // build encodes events received at the given time (nil when the event log
@@ -230,12 +231,18 @@ func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Cha
 	put := func(bucket uint8, k, v []byte) {
 		r.Ops = append(r.Ops, Op{Bucket: bucket, Key: k, Value: v})
 	}
-	putJSON := func(bucket uint8, k []byte, v any) error {
-		js, err := json.Marshal(v)
+	// putJSON encodes with the hand-written AppendJSON encoders (the same
+	// bytes as json.Marshal, without its reflection and allocations) into
+	// the scratch buffer and puts a copy: records are kept until checkpointed.
+	putJSON := func(bucket uint8, k []byte, v interface {
+		AppendJSON([]byte) ([]byte, error)
+	}) error {
+		js, err := v.AppendJSON(b.buf[:0])
 		if err != nil {
 			return fmt.Errorf("encoding %T: %w", v, err)
 		}
-		put(bucket, k, js)
+		b.buf = js
+		put(bucket, k, bytes.Clone(js))
 		return nil
 	}
 	if len(events) > 0 {
