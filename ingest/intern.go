@@ -56,6 +56,50 @@ func (in *Interner) Intern(b []byte) string {
 	return s
 }
 
+// internPairs sets dst[i] to a string equal to src[i], for the keys (even
+// i) and values (odd i) of an object: keys up to maxKey and values up to
+// maxValue bytes long are interned, others allocated. It locks once, and a
+// second time only when some strings are new.
+func (in *Interner) internPairs(dst []string, src [][]byte, maxKey, maxValue int) {
+	limits := [2]int{maxKey, maxValue}
+	missed := false
+	in.mu.RLock()
+	for i, b := range src {
+		if len(b) == 0 || len(b) > limits[i&1] {
+			continue
+		}
+		if s, ok := in.m[string(b)]; ok {
+			dst[i] = s
+		} else {
+			missed = true
+		}
+	}
+	in.mu.RUnlock()
+	if missed {
+		in.mu.Lock()
+		for i, b := range src {
+			if len(b) == 0 || len(b) > limits[i&1] || dst[i] != "" {
+				continue
+			}
+			s, ok := in.m[string(b)]
+			if !ok {
+				if len(in.m) >= in.cap {
+					clear(in.m)
+				}
+				s = string(b)
+				in.m[s] = s
+			}
+			dst[i] = s
+		}
+		in.mu.Unlock()
+	}
+	for i, b := range src {
+		if len(b) > limits[i&1] {
+			dst[i] = string(b)
+		}
+	}
+}
+
 // Len is the number of strings held, never more than the capacity.
 func (in *Interner) Len() int {
 	in.mu.RLock()

@@ -372,18 +372,51 @@ func deadLetter(km kafka.Message, err error) kafka.Message {
 	return kafka.Message{Key: km.Key, Value: km.Value, Headers: headers}
 }
 
-// DecodeKafkaAlert decodes an alerts-topic message: one Alertmanager
-// webhook payload (an object with "alerts") or one generic event, told
-// apart by shape. A generic event is parsed once; a webhook payload is
-// recognised at its first key that events do not have. The events are not
-// yet normalised.
-func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
+// DecodeKafkaAlert decodes an alerts-topic message, as Decoder.KafkaAlert
+// does, without sharing strings.
+func DecodeKafkaAlert(value []byte) ([]triage.Event, error) { return (&Decoder{}).KafkaAlert(value) }
+
+// KafkaAlert decodes an alerts-topic message: one Alertmanager webhook
+// payload (an object with "alerts") or one generic event, told apart by
+// shape. A generic event is parsed once; a webhook payload is recognised at
+// its first key that events do not have. The events are not yet normalised.
+func (d *Decoder) KafkaAlert(value []byte) ([]triage.Event, error) {
 	if err := checkBody(value); err != nil {
 		return nil, err
 	}
-	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return nil, decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
+	if err := kafkaShape(value); err != nil {
+		return nil, err
 	}
+	// The fast path: an event stops at its first key that is not an
+	// event's, which a webhook payload's "alerts" is not; a payload with
+	// "alerts" is the webhook payload encoding/json's path would take.
+	s := d.scanner(value)
+	var ev triage.Event
+	if s.event(&ev) && s.end() {
+		if ev.Source == "" {
+			ev.Source = SourceKafka
+		}
+		return []triage.Event{ev}, nil
+	}
+	s = d.scanner(value)
+	if events, ok := s.webhook(); ok {
+		return events, nil
+	}
+	return strictKafkaAlert(value)
+}
+
+// kafkaShape checks that a message is a JSON object, as both of its
+// formats are.
+func kafkaShape(value []byte) error {
+	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
+	}
+	return nil
+}
+
+// strictKafkaAlert decodes an alerts-topic message that passed checkBody
+// and starts with '{' with encoding/json.
+func strictKafkaAlert(value []byte) ([]triage.Event, error) {
 	var ev triage.Event
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
@@ -395,10 +428,10 @@ func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
 		return []triage.Event{ev}, nil
 	}
 	if hasTopLevelKey(value, "alerts") {
-		return DecodeWebhook(value)
+		return strictWebhook(value)
 	}
 	// The slow path names the bad field.
-	events, err := DecodeEvents(value)
+	events, err := strictEvents(value)
 	for i := range events {
 		if events[i].Source == SourceAPI {
 			events[i].Source = SourceKafka
