@@ -64,6 +64,7 @@ type KafkaOptions struct {
 type KafkaConsumer struct {
 	opts KafkaOptions
 	m    *kafkaMetrics
+	dec  *Decoder // shares label strings across messages
 	// uncommitted holds, by partition, the last message made durable but not
 	// yet committed to Kafka; commits go out once per CommitInterval.
 	uncommitted map[int]kafka.Message
@@ -94,7 +95,8 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 	}
 
 	f := promauto.With(opts.Registry)
-	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, m: &kafkaMetrics{
+	dec := NewDecoder(NewInterner(DefaultInternerCapacity))
+	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, dec: dec, m: &kafkaMetrics{
 		consumed: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_messages_consumed_total",
 			Help: "Kafka messages consumed and committed, by topic."}, []string{"topic"}),
 		decodeErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_decode_errors_total",
@@ -261,7 +263,7 @@ func (c *KafkaConsumer) handle(ctx context.Context, r *kafka.Reader, dlq *kafka.
 	var dead []kafka.Message
 	lag := map[int]int64{}
 	for _, km := range batch {
-		events, err := DecodeKafkaAlert(km.Value)
+		events, err := c.dec.KafkaAlert(km.Value)
 		if err == nil {
 			err = normalize(events, SourceKafka, now)
 		}
