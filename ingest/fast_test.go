@@ -303,9 +303,24 @@ func FuzzFastPathMatchesStrict(f *testing.F) {
 	for _, tc := range fastTakes {
 		f.Add([]byte(tc.body))
 	}
+	for _, s := range []string{`a\"b\u00e9\ud83d\ude00\/`, `\ud800`, `{"a":[1,-2.5e+3,true,null]}`, `123`, `2026-11-24T23:00:00+01:00`} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, format := range formats {
 			checkFastMatchesStrict(t, format, body)
+		}
+		// The input also as a string's content, a key, an unknown field's
+		// value and a number, where the fast path reads it itself.
+		for _, tpl := range []struct{ format, before, after string }{
+			{"postable", `[{"labels":{"k":"`, `"}}]`},
+			{"postable", `[{"annotations":{"`, `":"v"}}]`},
+			{"postable", `[{"x":`, `}]`},
+			{"postable", `[{"startsAt":"`, `"}]`},
+			{"webhook", `{"alerts":[],"truncatedAlerts":`, `}`},
+			{"events", `{"labels":{"a":"b"},"source":"`, `"}`},
+		} {
+			checkFastMatchesStrict(t, tpl.format, []byte(tpl.before+string(body)+tpl.after))
 		}
 	})
 }
