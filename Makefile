@@ -34,6 +34,7 @@ fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeWebhook$$' -fuzztime=$(FUZZTIME) ./ingest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePostableAlerts$$' -fuzztime=$(FUZZTIME) ./ingest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvents$$' -fuzztime=$(FUZZTIME) ./ingest
+	$(GO) test -run='^$$' -fuzz='^FuzzFastPathMatchesStrict$$' -fuzztime=$(FUZZTIME) ./ingest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=5s ./correlate
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendJSONMatchesMarshal$$' -fuzztime=5s .
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTopology$$' -fuzztime=$(FUZZTIME) ./correlate

@@ -41,6 +41,23 @@ func decodeErr(reason, format string, args ...any) error {
 	return &DecodeError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Decoder decodes what senders post into events. The payloads senders
+// usually send, well-formed and of the expected shape, take a fast path
+// that does without reflection and shares the recurring strings of labels
+// through an Interner; any other payload goes through encoding/json, which
+// decides and names what is wrong. Both give the same events, and errors
+// come only from encoding/json's path. A Decoder is safe for concurrent use.
+type Decoder struct {
+	in *Interner
+}
+
+// NewDecoder returns a Decoder that shares label names, short label values
+// and other short strings through in; with a nil in, every event has its
+// own strings.
+func NewDecoder(in *Interner) *Decoder { return &Decoder{in: in} }
+
+func (d *Decoder) scanner(body []byte) scanner { return scanner{b: body, in: d.in} }
+
 // WebhookMessage is the Alertmanager webhook payload, version 4
 // (Alertmanager's notify/webhook.Message).
 type WebhookMessage struct {
@@ -50,13 +67,27 @@ type WebhookMessage struct {
 	TruncatedAlerts uint64 `json:"truncatedAlerts"`
 }
 
-// DecodeWebhook decodes an Alertmanager webhook payload. Unknown fields are
+// DecodeWebhook decodes an Alertmanager webhook payload, as
+// Decoder.Webhook does, without sharing strings.
+func DecodeWebhook(body []byte) ([]triage.Event, error) { return (&Decoder{}).Webhook(body) }
+
+// Webhook decodes an Alertmanager webhook payload. Unknown fields are
 // accepted: Alertmanager may add some in later versions. The events are not
 // yet normalised.
-func DecodeWebhook(body []byte) ([]triage.Event, error) {
+func (d *Decoder) Webhook(body []byte) ([]triage.Event, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
+	s := d.scanner(body)
+	if events, ok := s.webhook(); ok {
+		return events, nil
+	}
+	return strictWebhook(body)
+}
+
+// strictWebhook decodes a webhook payload that passed checkBody with
+// encoding/json.
+func strictWebhook(body []byte) ([]triage.Event, error) {
 	var m WebhookMessage
 	if err := unmarshal(body, &m, false, ""); err != nil {
 		return nil, err
@@ -96,13 +127,29 @@ type PostableAlert struct {
 	GeneratorURL string            `json:"generatorURL"`
 }
 
-// DecodePostableAlerts decodes a POST /api/v2/alerts body: a JSON array of
+// DecodePostableAlerts decodes a POST /api/v2/alerts body, as
+// Decoder.PostableAlerts does, without sharing strings.
+func DecodePostableAlerts(body []byte) ([]triage.Event, error) {
+	return (&Decoder{}).PostableAlerts(body)
+}
+
+// PostableAlerts decodes a POST /api/v2/alerts body: a JSON array of
 // alerts. As in Alertmanager, an alert whose endsAt has passed is resolved;
 // a firing alert's endsAt is when it expires unless sent again.
-func DecodePostableAlerts(body []byte) ([]triage.Event, error) {
+func (d *Decoder) PostableAlerts(body []byte) ([]triage.Event, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
+	s := d.scanner(body)
+	if events, ok := s.postableAlerts(); ok {
+		return events, nil
+	}
+	return strictPostableAlerts(body)
+}
+
+// strictPostableAlerts decodes a POST /api/v2/alerts body that passed
+// checkBody with encoding/json.
+func strictPostableAlerts(body []byte) ([]triage.Event, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); b[0] != '[' && json.Valid(body) {
 		return nil, decodeErr("type", "body: want a JSON array of alerts, got %s", jsonKind(b[0]))
 	}
@@ -124,12 +171,31 @@ func DecodePostableAlerts(body []byte) ([]triage.Event, error) {
 	return events, nil
 }
 
-// DecodeEvents decodes the generic events format: one event object or an
-// array of them. Unknown fields are errors.
-func DecodeEvents(body []byte) ([]triage.Event, error) {
+// DecodeEvents decodes the generic events format, as Decoder.Events does,
+// without sharing strings.
+func DecodeEvents(body []byte) ([]triage.Event, error) { return (&Decoder{}).Events(body) }
+
+// Events decodes the generic events format: one event object or an array
+// of them. Unknown fields are errors.
+func (d *Decoder) Events(body []byte) ([]triage.Event, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
+	s := d.scanner(body)
+	if events, ok := s.events(); ok {
+		for i := range events {
+			if events[i].Source == "" {
+				events[i].Source = SourceAPI
+			}
+		}
+		return events, nil
+	}
+	return strictEvents(body)
+}
+
+// strictEvents decodes a generic events body that passed checkBody with
+// encoding/json.
+func strictEvents(body []byte) ([]triage.Event, error) {
 	b := bytes.TrimLeft(body, " \t\r\n")
 	var events []triage.Event
 	switch {

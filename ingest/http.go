@@ -40,6 +40,7 @@ type HTTPOptions struct {
 type HTTP struct {
 	opts HTTPOptions
 	m    *Metrics
+	dec  *Decoder // shares label strings across requests
 }
 
 // Metrics count what the sources receive. They are shared by every source
@@ -74,11 +75,11 @@ func NewHTTP(opts HTTPOptions, m *Metrics) *HTTP {
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = 20000
 	}
-	return &HTTP{opts: opts, m: m}
+	return &HTTP{opts: opts, m: m, dec: NewDecoder(NewInterner(DefaultInternerCapacity))}
 }
 
 // Webhook serves POST /api/v1/alerts (Alertmanager webhook).
-func (h *HTTP) Webhook() http.HandlerFunc { return h.handler(SourceAlertmanager, DecodeWebhook) }
+func (h *HTTP) Webhook() http.HandlerFunc { return h.handler(SourceAlertmanager, h.dec.Webhook) }
 
 // PostableAlerts serves POST /api/v2/alerts (Alertmanager's API, as Prometheus sends).
 //
@@ -86,7 +87,7 @@ func (h *HTTP) Webhook() http.HandlerFunc { return h.handler(SourceAlertmanager,
 // ResolveTimeout unless posted again (Prometheus always sets endsAt).
 func (h *HTTP) PostableAlerts() http.HandlerFunc {
 	return h.handler(SourcePrometheus, func(body []byte) ([]triage.Event, error) {
-		events, err := DecodePostableAlerts(body)
+		events, err := h.dec.PostableAlerts(body)
 		if err != nil || h.opts.ResolveTimeout <= 0 {
 			return events, err
 		}
@@ -101,7 +102,7 @@ func (h *HTTP) PostableAlerts() http.HandlerFunc {
 }
 
 // Events serves POST /api/v1/events (generic events).
-func (h *HTTP) Events() http.HandlerFunc { return h.handler(SourceAPI, DecodeEvents) }
+func (h *HTTP) Events() http.HandlerFunc { return h.handler(SourceAPI, h.dec.Events) }
 
 func (h *HTTP) handler(source string, decode func([]byte) ([]triage.Event, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

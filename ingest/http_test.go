@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -76,4 +77,27 @@ type sinkFunc func([]triage.Event)
 func (f sinkFunc) Submit(_ context.Context, evs []triage.Event) error {
 	f(evs)
 	return nil
+}
+
+// TestHTTPSharesLabelStrings: the handlers decode with an interner, so
+// that the same alert posted again holds the same label strings.
+func TestHTTPSharesLabelStrings(t *testing.T) {
+	var got [][]triage.Event
+	sink := sinkFunc(func(evs []triage.Event) { got = append(got, evs) })
+	h := ingest.NewHTTP(ingest.HTTPOptions{Sink: sink}, ingest.NewMetrics(prometheus.NewRegistry()))
+	body := `[{"labels":{"alertname":"A","pod":"orders-7d4b9c-x2x9q"}}]`
+	for range 2 {
+		rec := httptest.NewRecorder()
+		h.PostableAlerts()(rec, httptest.NewRequest("POST", "/api/v2/alerts", strings.NewReader(body)))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d submissions, want 2", len(got))
+	}
+	a, b := got[0][0].Labels["pod"], got[1][0].Labels["pod"]
+	if a != "orders-7d4b9c-x2x9q" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatalf("the two requests' label values are two strings (%q, %q): not interned", a, b)
+	}
 }

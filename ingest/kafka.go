@@ -64,6 +64,7 @@ type KafkaOptions struct {
 type KafkaConsumer struct {
 	opts KafkaOptions
 	m    *kafkaMetrics
+	dec  *Decoder // shares label strings across messages
 	// uncommitted holds, by partition, the last message made durable but not
 	// yet committed to Kafka; commits go out once per CommitInterval.
 	uncommitted map[int]kafka.Message
@@ -94,7 +95,8 @@ func NewKafkaConsumer(opts KafkaOptions) *KafkaConsumer {
 	}
 
 	f := promauto.With(opts.Registry)
-	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, m: &kafkaMetrics{
+	dec := NewDecoder(NewInterner(DefaultInternerCapacity))
+	return &KafkaConsumer{opts: opts, uncommitted: map[int]kafka.Message{}, dec: dec, m: &kafkaMetrics{
 		consumed: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_messages_consumed_total",
 			Help: "Kafka messages consumed and committed, by topic."}, []string{"topic"}),
 		decodeErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "triage_kafka_decode_errors_total",
@@ -261,7 +263,7 @@ func (c *KafkaConsumer) handle(ctx context.Context, r *kafka.Reader, dlq *kafka.
 	var dead []kafka.Message
 	lag := map[int]int64{}
 	for _, km := range batch {
-		events, err := DecodeKafkaAlert(km.Value)
+		events, err := c.dec.KafkaAlert(km.Value)
 		if err == nil {
 			err = normalize(events, SourceKafka, now)
 		}
@@ -372,18 +374,51 @@ func deadLetter(km kafka.Message, err error) kafka.Message {
 	return kafka.Message{Key: km.Key, Value: km.Value, Headers: headers}
 }
 
-// DecodeKafkaAlert decodes an alerts-topic message: one Alertmanager
-// webhook payload (an object with "alerts") or one generic event, told
-// apart by shape. A generic event is parsed once; a webhook payload is
-// recognised at its first key that events do not have. The events are not
-// yet normalised.
-func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
+// DecodeKafkaAlert decodes an alerts-topic message, as Decoder.KafkaAlert
+// does, without sharing strings.
+func DecodeKafkaAlert(value []byte) ([]triage.Event, error) { return (&Decoder{}).KafkaAlert(value) }
+
+// KafkaAlert decodes an alerts-topic message: one Alertmanager webhook
+// payload (an object with "alerts") or one generic event, told apart by
+// shape. A generic event is parsed once; a webhook payload is recognised at
+// its first key that events do not have. The events are not yet normalised.
+func (d *Decoder) KafkaAlert(value []byte) ([]triage.Event, error) {
 	if err := checkBody(value); err != nil {
 		return nil, err
 	}
-	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return nil, decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
+	if err := kafkaShape(value); err != nil {
+		return nil, err
 	}
+	// The fast path: an event stops at its first key that is not an
+	// event's, which a webhook payload's "alerts" is not; a payload with
+	// "alerts" is the webhook payload encoding/json's path would take.
+	s := d.scanner(value)
+	var ev triage.Event
+	if s.event(&ev) && s.end() {
+		if ev.Source == "" {
+			ev.Source = SourceKafka
+		}
+		return []triage.Event{ev}, nil
+	}
+	s = d.scanner(value)
+	if events, ok := s.webhook(); ok {
+		return events, nil
+	}
+	return strictKafkaAlert(value)
+}
+
+// kafkaShape checks that a message is a JSON object, as both of its
+// formats are.
+func kafkaShape(value []byte) error {
+	if b := bytes.TrimLeft(value, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return decodeErr("type", "message: want a JSON object (a webhook payload or an event)")
+	}
+	return nil
+}
+
+// strictKafkaAlert decodes an alerts-topic message that passed checkBody
+// and starts with '{' with encoding/json.
+func strictKafkaAlert(value []byte) ([]triage.Event, error) {
 	var ev triage.Event
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
@@ -395,10 +430,10 @@ func DecodeKafkaAlert(value []byte) ([]triage.Event, error) {
 		return []triage.Event{ev}, nil
 	}
 	if hasTopLevelKey(value, "alerts") {
-		return DecodeWebhook(value)
+		return strictWebhook(value)
 	}
 	// The slow path names the bad field.
-	events, err := DecodeEvents(value)
+	events, err := strictEvents(value)
 	for i := range events {
 		if events[i].Source == SourceAPI {
 			events[i].Source = SourceKafka
