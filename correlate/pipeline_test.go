@@ -201,3 +201,36 @@ func TestChangesOfSkipsOtherKinds(t *testing.T) {
 		t.Fatalf("legacy entries: %+v (%v), want the acknowledgement of INC-2", got, err)
 	}
 }
+
+func TestIncidentOpeners(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, t.TempDir(), Options{ResolveAfter: time.Hour, ReopenWindow: time.Hour}, true)
+	first := normalized(t, t0, event("alertname", "A", "service", "x", "instance", "1"))
+	if err := s.Submit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(time.Minute)
+	if err := s.Submit(ctx, normalized(t, t0, event("alertname", "A", "service", "x", "instance", "2"),
+		event("alertname", "A", "service", "x", "instance", "3"))); err != nil {
+		t.Fatal(err)
+	}
+	st := s.synced(t)
+	full, err := st.Incident(1)
+	if err != nil || len(full.Alerts) != 3 {
+		t.Fatalf("INC-1: %v alerts (%v), want 3", full, err)
+	}
+	inc, err := st.IncidentOpeners(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inc.Alerts) != 1 || inc.Alerts[0].Fingerprint != first[0].Fingerprint ||
+		inc.Alerts[0].Labels["instance"] != "1" || !inc.Alerts[0].FirstSeen.Equal(inc.OpenedAt) {
+		t.Fatalf("openers of INC-1: %+v, want only the alert on instance 1", inc.Alerts)
+	}
+	if inc.Key != "INC-1" || inc.AlertCount != 3 {
+		t.Fatalf("record: %s with %d alerts, want INC-1 with 3", inc.Key, inc.AlertCount)
+	}
+	if _, err := st.IncidentOpeners(99); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown incident: %v, want ErrNotFound", err)
+	}
+}

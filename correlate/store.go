@@ -378,10 +378,12 @@ func (s *Store) EachIncidentJSON(fn func([]byte) error) error {
 	})
 }
 
-// IncidentAlerts reads an incident with its alerts (those of incidents
-// merged into it too), without explanation and timeline: for readers that
-// look at what alerted, not at the history.
-func (s *Store) IncidentAlerts(id uint64) (*triage.Incident, error) {
+// IncidentOpeners reads an incident's record with, as its Alerts, the
+// alerts first seen when it opened (all of them when none was), those of
+// incidents merged into it included, each with its fingerprint, labels and
+// first-seen time only: what the incident's signature is made of (see
+// problems.Signature), read without decoding the rest of every alert.
+func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 	var inc triage.Incident
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ib := tx.Bucket(bucketIncidents)
@@ -391,12 +393,31 @@ func (s *Store) IncidentAlerts(id uint64) (*triage.Incident, error) {
 		if err := getJSON(ib, u64(id), &inc); err != nil {
 			return err
 		}
-		alerts, err := readIncidentAlerts(tx, &inc)
-		for i := range alerts {
-			alerts[i].IncidentID = id
+		var all, openers []triage.Alert
+		for _, from := range append([]uint64{id}, inc.Merged...) {
+			c := tx.Bucket(bucketAlerts).Cursor()
+			prefix := u64(from)
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				var light struct {
+					Labels    map[string]string `json:"labels"`
+					FirstSeen time.Time         `json:"first_seen"`
+				}
+				if err := json.Unmarshal(v, &light); err != nil {
+					return fmt.Errorf("decoding alert %s of %s: %w", k[8:], triage.IncidentKey(from), err)
+				}
+				a := triage.Alert{Fingerprint: string(k[8:]), IncidentID: id, Labels: light.Labels, FirstSeen: light.FirstSeen}
+				all = append(all, a)
+				if a.FirstSeen.Equal(inc.OpenedAt) {
+					openers = append(openers, a)
+				}
+			}
 		}
-		inc.Alerts = alerts
-		return err
+		inc.Alerts = openers
+		if len(openers) == 0 {
+			inc.Alerts = append([]triage.Alert{}, all...)
+		}
+		sortAlerts(inc.Alerts)
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -87,7 +87,7 @@ func (f *feed) OpenSnapshot() ([]triage.Incident, uint64, error) {
 	return nil, uint64(len(f.changes)), nil
 }
 
-func (f *feed) IncidentAlerts(id uint64) (*triage.Incident, error) {
+func (f *feed) IncidentOpeners(id uint64) (*triage.Incident, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	inc, ok := f.incidents[id]

@@ -97,9 +97,9 @@ type Source interface {
 	// ChangesOf reads the feed's entries of some kinds (correlate.Store).
 	ChangesOf(after uint64, limit int, kinds []string) ([]correlate.Change, uint64, error)
 	OpenSnapshot() ([]triage.Incident, uint64, error)
-	// IncidentAlerts reads an incident with its alerts; the timeline is
-	// not needed.
-	IncidentAlerts(id uint64) (*triage.Incident, error)
+	// IncidentOpeners reads an incident with the alerts it opened with
+	// (correlate.Store): what its signature is made of.
+	IncidentOpeners(id uint64) (*triage.Incident, error)
 }
 
 // Recorder records a link on an incident: the correlation service. Linking

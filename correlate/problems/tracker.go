@@ -86,7 +86,7 @@ func (t *Tracker) feed() (bool, error) {
 		for _, ch := range changes {
 			kind := ch.Entry.Kind
 			if (kind == triage.KindOpened || kind == triage.KindRootCause) && ch.Entry.Time.After(cutoff) && !seen[ch.IncidentID] {
-				inc, err := t.opts.Source.IncidentAlerts(ch.IncidentID)
+				inc, err := t.opts.Source.IncidentOpeners(ch.IncidentID)
 				switch {
 				case errors.Is(err, correlate.ErrNotFound):
 					t.log.Warn("problems: change of an unknown incident skipped", "incident", triage.IncidentKey(ch.IncidentID))
