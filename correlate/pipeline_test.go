@@ -234,3 +234,71 @@ func TestIncidentOpeners(t *testing.T) {
 		t.Fatalf("unknown incident: %v, want ErrNotFound", err)
 	}
 }
+
+// Segments are zero-filled ahead of the records; after a crash the zeros
+// end the replay like a torn end, in the last segment and in older ones.
+func TestWALPreallocatedTail(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openWAL(t, dir, 0, 1<<20)
+	appendN(t, w, 1, 5)
+	segs := segments(t, dir)
+	fi, err := os.Stat(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() < preallocChunk {
+		t.Fatalf("open segment is %d bytes, want at least the %d zero-filled ahead", fi.Size(), preallocChunk)
+	}
+	// A crash now: the file keeps its zeros. A second process opens it.
+	w2, got := openWAL(t, dir, 0, 1<<20)
+	if len(got) != 5 || got[4].LSN != 5 {
+		t.Fatalf("after a crash with a zero-filled tail: %d records, want 5", len(got))
+	}
+	appendN(t, w2, 6, 2)
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.f = nil // the crashed writer's file is gone with it
+	if fi, err = os.Stat(segs[0]); err != nil || fi.Size() >= preallocChunk {
+		t.Fatalf("closed segment is %d bytes (%v): its zeros should be cut", fi.Size(), err)
+	}
+	_, got = openWAL(t, dir, 0, 1<<20)
+	if len(got) != 7 || got[6].LSN != 7 {
+		t.Fatalf("after reopening: %d records, want 7", len(got))
+	}
+
+	// An older segment ending in zeros (a crash right after a rollover) is
+	// intact; one with data after its zeros is damaged.
+	dir = t.TempDir()
+	w, _ = openWAL(t, dir, 0, 200)
+	appendN(t, w, 1, 6)
+	w.Close()
+	segs = segments(t, dir)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments, want rotation", len(segs))
+	}
+	f, err := os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	w, got = openWAL(t, dir, 0, 200)
+	w.Close()
+	if len(got) != 6 {
+		t.Fatalf("older segment with a zero tail: %d records, want 6", len(got))
+	}
+	f, err = os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := OpenWAL(dir, 0, 200, func(*Record) error { return nil }); !errors.Is(err, ErrWALCorrupt) {
+		t.Fatalf("older segment with data after its zeros: %v, want ErrWALCorrupt", err)
+	}
+}

@@ -50,7 +50,17 @@ type WAL struct {
 	segs   []uint64 // first LSN of each segment, ascending; the last is open
 	next   uint64
 	buf    []byte // reused by AppendAll
+	// alloc is the open segment's length on disk: past size, zeros written
+	// ahead so that an append neither grows the file nor changes its
+	// metadata, and its sync is a data-only sync (about half the time of a
+	// sync that also grows the file). Replay ends at the zeros as at any
+	// torn end.
+	alloc int64
 }
+
+// preallocChunk is how far ahead of the records a segment is zero-filled;
+// writing and syncing it takes about a millisecond.
+const preallocChunk = 1 << 20
 
 const walSuffix = ".wal"
 
@@ -97,12 +107,20 @@ func OpenWAL(dir string, after uint64, maxSegment int64, replay func(*Record) er
 		if err != nil {
 			return nil, err
 		}
-		if !good {
-			if !isLast {
-				return nil, fmt.Errorf("%w: segment %s is damaged at byte %d", ErrWALCorrupt, w.path(first), end)
+		if !good && !isLast {
+			return nil, fmt.Errorf("%w: segment %s is damaged at byte %d", ErrWALCorrupt, w.path(first), end)
+		}
+		if isLast {
+			// Appends go right after the last intact record: cut a torn
+			// record, or the zeros written ahead, that follow it.
+			fi, err := os.Stat(w.path(first))
+			if err != nil {
+				return nil, fmt.Errorf("opening wal segment: %w", err)
 			}
-			if err := os.Truncate(w.path(first), end); err != nil {
-				return nil, fmt.Errorf("cutting the torn end of %s: %w", w.path(first), err)
+			if fi.Size() > end {
+				if err := os.Truncate(w.path(first), end); err != nil {
+					return nil, fmt.Errorf("cutting the end of %s after its last record: %w", w.path(first), err)
+				}
 			}
 		}
 	}
@@ -144,6 +162,11 @@ func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bo
 		if _, err := io.ReadFull(r, head[:]); err != nil {
 			return off, errors.Is(err, io.EOF), nil
 		}
+		if head == [8]byte{} {
+			// The zeros written ahead of the records: the end, when only
+			// zeros follow.
+			return off, restZero(r), nil
+		}
 		n := binary.LittleEndian.Uint32(head[:4])
 		if n > 1<<30 {
 			return off, false, nil
@@ -166,12 +189,39 @@ func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bo
 	}
 }
 
+// restZero reports whether r holds nothing but zeros.
+func restZero(r io.Reader) bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+	}
+}
+
+// closeTail cuts the zeros written ahead off the open segment and closes it.
+func (w *WAL) closeTail() error {
+	if w.alloc > w.size {
+		if err := w.f.Truncate(w.size); err != nil {
+			w.f.Close()
+			return fmt.Errorf("cutting the preallocated end of a wal segment: %w", err)
+		}
+	}
+	return w.f.Close()
+}
+
 func (w *WAL) openTail() error {
 	if len(w.segs) == 0 {
 		w.segs = []uint64{w.next}
 	}
 	p := w.path(w.segs[len(w.segs)-1])
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening wal segment: %w", err)
 	}
@@ -180,7 +230,7 @@ func (w *WAL) openTail() error {
 		f.Close()
 		return fmt.Errorf("opening wal segment: %w", err)
 	}
-	w.f, w.size = f, fi.Size()
+	w.f, w.size, w.alloc = f, fi.Size(), fi.Size()
 	return syncDir(w.dir)
 }
 
@@ -201,7 +251,8 @@ func (w *WAL) AppendAll(recs []*Record) error {
 		return errors.New("wal closed")
 	}
 	if w.size >= w.maxSeg {
-		if err := w.f.Close(); err != nil {
+		if err := w.closeTail(); err != nil {
+			w.f = nil
 			return fmt.Errorf("closing wal segment: %w", err)
 		}
 		w.segs = append(w.segs, w.next)
@@ -225,10 +276,18 @@ func (w *WAL) AppendAll(recs []*Record) error {
 	if cap(buf) <= 4<<20 {
 		w.buf = buf // keep a modest buffer for the next group
 	}
-	if _, err := w.f.Write(buf); err != nil {
+	if end := w.size + int64(len(buf)); end > w.alloc {
+		// Zero-fill the next chunk first: the sync below makes both durable.
+		grow := max(preallocChunk, end-w.alloc)
+		if _, err := w.f.WriteAt(make([]byte, grow), w.alloc); err != nil {
+			return fmt.Errorf("extending wal segment: %w", err)
+		}
+		w.alloc += grow
+	}
+	if _, err := w.f.WriteAt(buf, w.size); err != nil {
 		return fmt.Errorf("writing wal: %w", err)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("syncing wal: %w", err)
 	}
 	w.size += int64(len(buf))
@@ -266,7 +325,7 @@ func (w *WAL) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close()
+	err := w.closeTail()
 	w.f = nil
 	return err
 }
