@@ -1,6 +1,10 @@
 // Command triage-loadgen posts realistic Prometheus alerts to Triage (or to
 // anything that speaks the same endpoints, such as Alertmanager's
-// /api/v2/alerts) and reports throughput and latency.
+// /api/v2/alerts) and reports throughput and latency. With --kafka-brokers
+// it produces the same alerts to a Kafka topic instead, one Alertmanager
+// webhook payload or one generic event per message, and with --url also
+// waits until the Triage daemon consuming that topic has applied them (see
+// kafka.go).
 //
 // The alert population is deterministic: --unique alerts, cycled through in
 // order, so the share of duplicates is set by --unique and the run's length,
@@ -8,8 +12,10 @@
 // every time it is sent. Request bodies are built before the run when they
 // fit in --prebuild-mb, so that the generator is not what is measured.
 //
-// Exit status: 0 when every request got a 2xx, 1 when one did not (unless
-// --allow-errors), 2 on a usage error.
+// Exit status: 0 when every request got a 2xx (every message was
+// acknowledged by the brokers and, with --url, applied by the daemon), 1
+// when one did not (unless --allow-errors; a daemon that did not apply
+// every message in --apply-timeout is always 1), 2 on a usage error.
 package main
 
 import (
@@ -52,6 +58,12 @@ Examples:
   triage-loadgen --alerts-per-request 100 --requests 10000 --unique 100000 --metrics
   # how fast the generator alone builds bodies
   triage-loadgen --dry-run --alerts-per-request 50
+  # 200000 Kafka messages, one generic event each, half of them duplicates
+  triage-loadgen --kafka-brokers 127.0.0.1:9092 --kafka-topic triage.alerts --format events \
+    --requests 200000 --duplicate-ratio 0.5
+  # the same, then wait until the daemon consuming the topic has applied them
+  triage-loadgen --kafka-brokers 127.0.0.1:9092 --kafka-topic triage.alerts --format events \
+    --requests 200000 --duplicate-ratio 0.5 --warmup-messages 100 --url http://127.0.0.1:9400
 
 Flags:
 `
@@ -77,6 +89,7 @@ type options struct {
 	allowErrors    bool
 	metrics        bool
 	prebuildMB     int
+	kafka          kafkaOptions
 }
 
 func main() {
@@ -94,38 +107,40 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.baseURL, "url", "http://127.0.0.1:9400", "base URL of the daemon")
+	fs.StringVar(&o.baseURL, "url", "http://127.0.0.1:9400", "base URL of the daemon; with --kafka-brokers, given only to wait for the daemon consuming the topic")
 	fs.StringVar(&o.format, "format", formatWebhook,
-		"payload and endpoint: webhook (POST /api/v1/alerts, Alertmanager webhook), v2 (POST /api/v2/alerts, as Prometheus sends), events (POST /api/v1/events)")
-	fs.IntVar(&o.perRequest, "alerts-per-request", 1, "alerts in each request (one Alertmanager group for webhook)")
+		"payload and endpoint: webhook (POST /api/v1/alerts, Alertmanager webhook), v2 (POST /api/v2/alerts, as Prometheus sends), events (POST /api/v1/events); with --kafka-brokers, webhook or events, one per message")
+	fs.IntVar(&o.perRequest, "alerts-per-request", 1, "alerts in each request or Kafka message (one Alertmanager group for webhook)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "concurrent senders (and kept-alive connections)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure (after --warmup); with --requests, a time limit only when set")
-	fs.Int64Var(&o.requests, "requests", 0, "measure this many requests instead of a duration")
-	fs.Float64Var(&o.rate, "rate", 0, "requests per second over all senders, on an open-loop schedule; 0 sends flat out")
+	fs.Int64Var(&o.requests, "requests", 0, "measure this many requests (Kafka messages) instead of a duration")
+	fs.Float64Var(&o.rate, "rate", 0, "requests (Kafka messages) per second over all senders, on an open-loop schedule; 0 sends flat out")
 	fs.IntVar(&o.unique, "unique", 10000, "distinct alerts cycled through (rounded up to a multiple of --alerts-per-request)")
 	fs.Float64Var(&o.duplicateRatio, "duplicate-ratio", 0, "with --requests, set --unique so that this share (0 to 1) of the measured alerts are duplicates")
 	fs.StringVar(&o.token, "token", getenv("TRIAGE_AUTH_TOKEN"), "bearer token (default $TRIAGE_AUTH_TOKEN)")
-	fs.DurationVar(&o.warmup, "warmup", 0, "send for this long before measuring")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.DurationVar(&o.warmup, "warmup", 0, "send for this long before measuring (see also --warmup-messages)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout (with Kafka: of each produce request and topic operation)")
 	fs.StringVar(&o.output, "output", "text", "report format: text or json (one line)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the alert population: the same seed gives the same alerts")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "only build request bodies (no cache), and report how fast")
 	fs.BoolVar(&o.allowErrors, "allow-errors", false, "exit 0 even when requests failed")
 	fs.BoolVar(&o.metrics, "metrics", false, "scrape the daemon's /metrics before and after the run and report memory and live alerts")
 	fs.IntVar(&o.prebuildMB, "prebuild-mb", 512, "build every distinct body before the run when they fit in this many MiB; 0 builds each request's body when sent")
+	brokers := kafkaFlags(fs, &o.kafka)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	uniqueSet := false
-	fs.Visit(func(f *flag.Flag) {
-		o.durationSet = o.durationSet || f.Name == "duration"
-		uniqueSet = uniqueSet || f.Name == "unique"
-	})
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.durationSet = set["duration"]
+	if err := o.kafka.parse(*brokers, set, &o); err != nil {
+		return o, err
+	}
 	if o.duplicateRatio != 0 {
-		if uniqueSet {
+		if set["unique"] {
 			return o, errors.New("--duplicate-ratio and --unique are alternatives: give one")
 		}
 		if o.requests <= 0 {
@@ -171,6 +186,9 @@ func (o *options) validate() error {
 	case o.prebuildMB < 0:
 		return errors.New("--prebuild-mb: want 0 or more")
 	}
+	if o.kafka.enabled() {
+		return o.kafka.validate(o)
+	}
 	return nil
 }
 
@@ -182,6 +200,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintf(stderr, "triage-loadgen: %v\n", err)
 		return 2
+	}
+	if o.kafka.enabled() {
+		return runKafka(ctx, o, stdout, stderr)
 	}
 	pop := newPopulation(o.format, o.perRequest, o.unique, o.seed, time.Now())
 	r := &runner{opts: o, pop: pop, endpoint: o.baseURL + formatPaths[o.format]}
@@ -279,18 +300,25 @@ func (r *runner) prepare(stderr io.Writer) {
 	}
 	start := time.Now()
 	r.cache = make([][]byte, r.pop.groups)
-	workers := runtime.GOMAXPROCS(0)
+	parallel(r.pop.groups, func(g int) {
+		r.cache[g], _ = r.pop.appendBody(make([]byte, 0, r.sizeHint), int64(g))
+	})
+	r.prebuilt = time.Since(start)
+}
+
+// parallel calls f(i) for i in [0, n), on as many goroutines as there are
+// processors.
+func parallel(n int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for g := next.Add(1) - 1; g < int64(r.pop.groups); g = next.Add(1) - 1 {
-				r.cache[g], _ = r.pop.appendBody(make([]byte, 0, r.sizeHint), g)
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				f(int(i))
 			}
 		})
 	}
 	wg.Wait()
-	r.prebuilt = time.Since(start)
 }
 
 // body returns request k's body and alert count. A body built here is the
@@ -329,12 +357,15 @@ type result struct {
 
 const maxSamples = 8
 
-func (res *result) sample(msg string, n int64) {
-	if res.samples == nil {
-		res.samples = map[string]int64{}
+func (res *result) sample(msg string, n int64) { addSample(&res.samples, msg, n) }
+
+// addSample counts an error message, keeping at most maxSamples distinct ones.
+func addSample(samples *map[string]int64, msg string, n int64) {
+	if *samples == nil {
+		*samples = map[string]int64{}
 	}
-	if _, ok := res.samples[msg]; ok || len(res.samples) < maxSamples {
-		res.samples[msg] += n
+	if _, ok := (*samples)[msg]; ok || len(*samples) < maxSamples {
+		(*samples)[msg] += n
 	}
 }
 
@@ -567,34 +598,53 @@ func writeText(w io.Writer, o options, r *runner, res *result, rep report) {
 		fmtDur(res.lat.quantile(0.999)), fmtDur(res.lat.max), fmtDur(res.lat.mean()), from)
 	fmt.Fprintf(w, "responses   2xx %d  4xx %d  5xx %d  other %d  transport errors %d\n",
 		res.ok, res.status4xx, res.status5xx, res.statusElse, res.transport)
-	if len(res.samples) > 0 {
-		msgs := make([]string, 0, len(res.samples))
-		for m := range res.samples {
-			msgs = append(msgs, m)
-		}
-		sort.Slice(msgs, func(i, j int) bool { return res.samples[msgs[i]] > res.samples[msgs[j]] })
-		for _, m := range msgs {
-			fmt.Fprintf(w, "  %7d × %s\n", res.samples[m], m)
-		}
-	}
+	writeSamples(w, res.samples)
 	if o.rate > 0 {
-		achieved := float64(res.requests) / max(res.elapsed.Seconds(), 1e-9)
-		switch {
-		case achieved < 0.95*o.rate:
-			fmt.Fprintf(w, "pacing      COULD NOT KEEP UP: target %g req/s, achieved %.1f; %d requests started more than %s late (max %s); raise --concurrency or lower --rate\n",
-				o.rate, achieved, res.late, lateThreshold, fmtDur(res.maxLag))
-		case res.late > 0:
-			fmt.Fprintf(w, "pacing      on schedule overall (%.1f of %g req/s), but %d requests (%.1f%%) started more than %s late, max %s, when every sender was busy; their latency counts from the scheduled time (more --concurrency avoids it)\n",
-				achieved, o.rate, res.late, 100*float64(res.late)/float64(max(res.requests, 1)), lateThreshold, fmtDur(res.maxLag))
-		default:
-			fmt.Fprintf(w, "pacing      kept up: max start lag %s\n", fmtDur(res.maxLag))
-		}
+		writePacing(w, paceNote{rate: o.rate, sent: res.requests, elapsed: res.elapsed, late: res.late, maxLag: res.maxLag,
+			unit: "req/s", what: "requests", busy: "every sender was busy", remedy: "raise --concurrency"})
 	}
 	if rep.Metrics != nil {
 		fmt.Fprintf(w, "daemon      rss %s  heap in use %s  live alerts %s  (during run: events received +%s, duplicates +%s)\n",
 			fmtBytes(rep.Metrics, "process_resident_memory_bytes"), fmtBytes(rep.Metrics, "go_memstats_heap_inuse_bytes"),
 			fmtNum(rep.Metrics, "triage_correlate_alerts_live"),
 			fmtNum(rep.Metrics, "triage_ingest_events_received_total"), fmtNum(rep.Metrics, "triage_correlate_duplicates_total"))
+	}
+}
+
+// writeSamples prints error messages, the most frequent first.
+func writeSamples(w io.Writer, samples map[string]int64) {
+	msgs := make([]string, 0, len(samples))
+	for m := range samples {
+		msgs = append(msgs, m)
+	}
+	sort.Slice(msgs, func(i, j int) bool { return samples[msgs[i]] > samples[msgs[j]] })
+	for _, m := range msgs {
+		fmt.Fprintf(w, "  %7d × %s\n", samples[m], m)
+	}
+}
+
+// paceNote is what writePacing says about an open-loop run.
+type paceNote struct {
+	rate         float64 // target, in unit
+	sent         int64
+	elapsed      time.Duration
+	late         int64
+	maxLag       time.Duration
+	unit, what   string // "req/s", "requests"
+	busy, remedy string // why a start is late, what avoids it
+}
+
+func writePacing(w io.Writer, p paceNote) {
+	achieved := float64(p.sent) / max(p.elapsed.Seconds(), 1e-9)
+	switch {
+	case achieved < 0.95*p.rate:
+		fmt.Fprintf(w, "pacing      COULD NOT KEEP UP: target %g %s, achieved %.1f; %d %s started more than %s late (max %s); %s or lower --rate\n",
+			p.rate, p.unit, achieved, p.late, p.what, lateThreshold, fmtDur(p.maxLag), p.remedy)
+	case p.late > 0:
+		fmt.Fprintf(w, "pacing      on schedule overall (%.1f of %g %s), but %d %s (%.1f%%) started more than %s late, max %s, when %s; their latency counts from the scheduled time (%s to avoid it)\n",
+			achieved, p.rate, p.unit, p.late, p.what, 100*float64(p.late)/float64(max(p.sent, 1)), lateThreshold, fmtDur(p.maxLag), p.busy, p.remedy)
+	default:
+		fmt.Fprintf(w, "pacing      kept up: max start lag %s\n", fmtDur(p.maxLag))
 	}
 }
 
@@ -650,6 +700,11 @@ func metricsReport(before, after map[string]float64) map[string]float64 {
 // scrapeMetrics reads the wanted metrics from baseURL/metrics in the
 // Prometheus text format, summing the series of each.
 func scrapeMetrics(ctx context.Context, c *http.Client, baseURL, token string) (map[string]float64, error) {
+	return scrape(ctx, c, baseURL, token, append(scrapedGauges[:len(scrapedGauges):len(scrapedGauges)], scrapedCounters...))
+}
+
+// scrape reads names (see parseMetrics) from baseURL/metrics.
+func scrape(ctx context.Context, c *http.Client, baseURL, token string, names []string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -665,13 +720,17 @@ func scrapeMetrics(ctx context.Context, c *http.Client, baseURL, token string) (
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	return parseMetrics(resp.Body, append(scrapedGauges[:len(scrapedGauges):len(scrapedGauges)], scrapedCounters...))
+	return parseMetrics(resp.Body, names)
 }
 
+// parseMetrics sums, for each of names, the series of that name. A name
+// may select series by one label, as in name{topic="alerts"}: its key in
+// the result is the name as given.
 func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
-	want := map[string]bool{}
+	want := map[string][]string{} // metric name → the keys wanting its series
 	for _, n := range names {
-		want[n] = true
+		base, _, _ := strings.Cut(n, "{")
+		want[base] = append(want[base], n)
 	}
 	m := map[string]float64{}
 	sc := bufio.NewScanner(r)
@@ -682,13 +741,15 @@ func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
 			continue
 		}
 		name, rest, _ := strings.Cut(line, " ")
+		labels := ""
 		if i := strings.IndexByte(name, '{'); i >= 0 {
 			name = name[:i]
 			if j := strings.LastIndexByte(line, '}'); j >= 0 {
-				rest = line[j+1:]
+				labels, rest = line[i:j+1], line[j+1:]
 			}
 		}
-		if !want[name] {
+		keys := want[name]
+		if len(keys) == 0 {
 			continue
 		}
 		fields := strings.Fields(rest)
@@ -699,9 +760,25 @@ func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
 		if err != nil {
 			continue
 		}
-		m[name] += v
+		for _, k := range keys {
+			if sel := k[len(name):]; sel == "" || hasLabel(labels, sel) {
+				m[k] += v
+			}
+		}
 	}
 	return m, sc.Err()
+}
+
+// hasLabel reports whether labels, a series' {a="b",...}, hold the one
+// pair of sel, {name="value"}. Values are compared as written, escapes
+// and all.
+func hasLabel(labels, sel string) bool {
+	pair := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
+	if pair == "" || len(labels) < 2 {
+		return false
+	}
+	inner := "," + labels[1:len(labels)-1] + ","
+	return strings.Contains(inner, ","+pair+",")
 }
 
 // dryRunReport is what --dry-run measures: building bodies, no sending.

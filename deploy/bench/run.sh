@@ -14,7 +14,8 @@
 #   sidebyside.jsonl    one line per load run (triage-loadgen JSON + memory)
 #   sweep.csv           offered load → achieved throughput, p50/p99 latency
 #   throughput-latency.png  the plot of sweep.csv
-#   kafka.txt, gobench.txt  raw output of the Kafka bench and go test -bench
+#   kafka-loadgen.jsonl one line per Kafka → incident run (triage-loadgen JSON)
+#   kafka.txt, gobench.txt  raw output of TestKafkaThroughput and go test -bench
 #   logs/               daemon logs
 #
 # Environment (defaults in brackets):
@@ -27,8 +28,16 @@
 #   BENCH_RATES        offered loads of the sweep, events/s [1000 2000 5000 10000 15000 20000]
 #   BENCH_SWEEP_DURATION  length of each sweep step [10s]
 #   BENCH_SWEEP_AM     also sweep Alertmanager: 1 or 0 [1]
-#   BENCH_KAFKA_MESSAGES  messages of the Kafka bench, 0 to skip [200000]
-#   BENCH_KAFKA_REPS   repetitions of the Kafka bench [3]
+#   BENCH_KAFKA_LOADGEN_MESSAGES  messages triage-loadgen produces to a running
+#                      triage serve per Kafka → incident run, 0 to skip [200000]
+#   BENCH_KAFKA_FORMAT one generic event (events) or one Alertmanager webhook
+#                      payload (webhook) per message [events]
+#   BENCH_KAFKA_PER_MESSAGE  alerts per webhook payload [1]
+#   BENCH_KAFKA_UNIQUE distinct alerts in those runs [20000]
+#   BENCH_KAFKA_WARMUP warmup messages of those runs, produced and applied
+#                      before measuring (so the daemon has joined its group) [100]
+#   BENCH_KAFKA_MESSAGES  messages of TestKafkaThroughput, 0 to skip [200000]
+#   BENCH_KAFKA_REPS   repetitions of each Kafka bench [3]
 #   BENCH_GOBENCH      run the Go benchmarks: 1 or 0 [1]
 #   BENCH_GOBENCH_COUNT  go test -count [3]
 #   GO                 go command [go]
@@ -47,6 +56,11 @@ RATES="${BENCH_RATES:-1000 2000 5000 10000 15000 20000}"
 SWEEP_DURATION="${BENCH_SWEEP_DURATION:-10s}"
 SWEEP_AM="${BENCH_SWEEP_AM:-1}"
 KAFKA_MESSAGES="${BENCH_KAFKA_MESSAGES:-200000}"
+KAFKA_LG_MESSAGES="${BENCH_KAFKA_LOADGEN_MESSAGES:-200000}"
+KAFKA_FORMAT="${BENCH_KAFKA_FORMAT:-events}"
+KAFKA_PER="${BENCH_KAFKA_PER_MESSAGE:-1}"
+KAFKA_UNIQUE="${BENCH_KAFKA_UNIQUE:-20000}"
+KAFKA_WARMUP="${BENCH_KAFKA_WARMUP:-100}"
 KAFKA_REPS="${BENCH_KAFKA_REPS:-3}"
 GOBENCH="${BENCH_GOBENCH:-1}"
 GOBENCH_COUNT="${BENCH_GOBENCH_COUNT:-3}"
@@ -125,11 +139,11 @@ metric() {
 }
 
 TRIAGE_URL="" TRIAGE_PID="" AM_URL="" AM_PID=""
-start_triage() { # fresh data dir; sets TRIAGE_URL, TRIAGE_PID
+start_triage() { # [config]; fresh data dir; sets TRIAGE_URL, TRIAGE_PID
   local port dir
   port="$(free_port)"
   dir="$(mktemp -d "$TMP/triage-data.XXXXXX")"
-  "$TMP/bin/triage" serve --listen "127.0.0.1:$port" --data-dir "$dir" >>"$TMP/logs/triage.log" 2>&1 &
+  "$TMP/bin/triage" serve ${1:+--config "$1"} --listen "127.0.0.1:$port" --data-dir "$dir" >>"$TMP/logs/triage.log" 2>&1 &
   TRIAGE_PID=$!
   PIDS+=("$TRIAGE_PID")
   TRIAGE_URL="http://127.0.0.1:$port"
@@ -245,16 +259,73 @@ sweep triage start_triage
 log "plot: $OUT/throughput-latency.png"
 
 # --- 6. Kafka → incident ------------------------------------------------------
+# Two measurements with the development broker:
+#  a. triage-loadgen produces to a fresh topic that a running `triage serve`
+#     (fresh data directory, its own consumer group) consumes, and reads the
+#     daemon's /metrics until every message is applied: events/s from the
+#     first produce to the last message durable in the daemon's state;
+#  b. TestKafkaThroughput: a backlog produced first, then the daemon started.
 KAFKA_NOTE="" KAFKA_OVERALL="" KAFKA_STEADY=""
-if [[ $KAFKA_MESSAGES == 0 ]]; then
+KAFKA_LG_NOTE="" KAFKA_LG=""
+if [[ $KAFKA_MESSAGES == 0 && $KAFKA_LG_MESSAGES == 0 ]]; then
   KAFKA_NOTE="skipped: BENCH_KAFKA_MESSAGES=0"
+  KAFKA_LG_NOTE="skipped: BENCH_KAFKA_LOADGEN_MESSAGES=0"
 elif ! { deploy/dev/kafka.sh status >/dev/null 2>&1 || KAFKA_STARTED=1; } ||
   ! deploy/dev/kafka.sh start >"$TMP/logs/kafka-start.log" 2>&1; then
   KAFKA_NOTE="skipped: deploy/dev/kafka.sh start failed (needs Java 17+ and, the first time, Maven): $(tail -1 "$TMP/logs/kafka-start.log")"
+  KAFKA_LG_NOTE="$KAFKA_NOTE"
 else
   eval "$(deploy/dev/kafka.sh env)"
+
+  # a. A fresh topic, group and data directory each time. The topic gets
+  # the broker's num.partitions whoever creates it first: the daemon's probe
+  # for it (auto-creation) or triage-loadgen (--kafka-partitions 0).
+  KAFKA_LG_RUNS="$OUT/kafka-loadgen.jsonl"
+  : >"$KAFKA_LG_RUNS"
+  [[ $KAFKA_LG_MESSAGES == 0 ]] && KAFKA_LG_NOTE="skipped: BENCH_KAFKA_LOADGEN_MESSAGES=0"
+  for rep in $(seq 1 "$KAFKA_REPS"); do
+    [[ $KAFKA_LG_MESSAGES == 0 ]] && break
+    topic="triage-bench-$(date +%s%N)-$rep"
+    cfg="$TMP/kafka-$rep.yaml"
+    cat >"$cfg" <<EOF
+kafka:
+  brokers: [${KAFKA_BROKERS//,/, }]
+  group: $topic
+  topics: {alerts: $topic, logs: "", dead_letter: $topic-dlq}
+EOF
+    log "Kafka → incident: triage-loadgen, $KAFKA_LG_MESSAGES $KAFKA_FORMAT messages to a running triage serve, repetition $rep/$KAFKA_REPS"
+    start_triage "$cfg"
+    if "$LOADGEN" --kafka-brokers "$KAFKA_BROKERS" --kafka-topic "$topic" --kafka-partitions 0 \
+      --format "$KAFKA_FORMAT" --alerts-per-request "$KAFKA_PER" --requests "$KAFKA_LG_MESSAGES" \
+      --unique "$KAFKA_UNIQUE" --warmup-messages "$KAFKA_WARMUP" --url "$TRIAGE_URL" --apply-timeout 300s \
+      --output json >"$TMP/run.json" 2>>"$TMP/logs/loadgen.log"; then
+      jq -c --argjson rep "$rep" '. + {rep: $rep}' "$TMP/run.json" | tee -a "$KAFKA_LG_RUNS" |
+        jq -r '"bench:   rep \(.rep): \(.e2e.events_per_s) events/s Kafka → incident (\(.e2e.duration_s) s, first applied after \(.e2e.first_applied_s) s); produced \(.events_per_s) events/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms; rss \((.e2e.metrics.process_resident_memory_bytes // 0) / 1048576 | floor) MiB"' >&2
+    else
+      KAFKA_LG_NOTE="a triage-loadgen Kafka run failed; see logs/loadgen.log"
+      log "$KAFKA_LG_NOTE"
+    fi
+    stop_pid "$TRIAGE_PID"
+  done
+  if [[ -s $KAFKA_LG_RUNS ]]; then
+    KAFKA_LG="$(jq -s '
+      def med(f): (map(f) | map(select(. != null)) | sort) as $v | if ($v | length) == 0 then null else $v[($v | length) / 2 | floor] end;
+      {runs: length, e2e_events_per_s: med(.e2e.events_per_s), e2e_all: map(.e2e.events_per_s),
+       e2e_duration_s: med(.e2e.duration_s), first_applied_s: med(.e2e.first_applied_s), backlog_s: med(.e2e.backlog_s),
+       produce_events_per_s: med(.events_per_s), p50_ms: med(.p50_ms), p99_ms: med(.p99_ms),
+       rss_mib: med(.e2e.metrics.process_resident_memory_bytes / 1048576),
+       heap_live_mib: med(.e2e.metrics.go_gc_heap_live_bytes / 1048576),
+       alerts_live: med(.e2e.metrics.triage_correlate_alerts_live),
+       partitions: med(.partitions), messages: med(.messages), events: med(.events),
+       duplicate_ratio: med(.duplicate_ratio), produce_errors: (map(.errors) | add)}' "$KAFKA_LG_RUNS")"
+    log "Kafka → incident (triage-loadgen): median $(jq -r .e2e_events_per_s <<<"$KAFKA_LG") events/s"
+  fi
+
+  # b. TestKafkaThroughput.
+  [[ $KAFKA_MESSAGES == 0 ]] && KAFKA_NOTE="skipped: BENCH_KAFKA_MESSAGES=0"
   : >"$OUT/kafka.txt"
   for rep in $(seq 1 "$KAFKA_REPS"); do
+    [[ $KAFKA_MESSAGES == 0 ]] && break
     log "Kafka → incident: $KAFKA_MESSAGES messages, repetition $rep/$KAFKA_REPS"
     KAFKA_BROKERS="$KAFKA_BROKERS" TRIAGE_KAFKA_BENCH="$KAFKA_MESSAGES" \
       "$GO" test -run '^TestKafkaThroughput$' -count=1 -v ./internal/app/ >>"$OUT/kafka.txt" 2>&1 ||
@@ -264,10 +335,12 @@ else
     grep -o "[0-9]* events/s $1" "$OUT/kafka.txt" | awk '{ print $1 }' | sort -n |
       awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
   }
-  KAFKA_OVERALL="$(med_field overall)"
-  KAFKA_STEADY="$(med_field steady)"
-  [[ -n $KAFKA_OVERALL ]] || KAFKA_NOTE="${KAFKA_NOTE:-no result line in kafka.txt}"
-  log "Kafka → incident: median $KAFKA_OVERALL events/s overall, $KAFKA_STEADY steady"
+  if [[ $KAFKA_MESSAGES != 0 ]]; then
+    KAFKA_OVERALL="$(med_field overall)"
+    KAFKA_STEADY="$(med_field steady)"
+    [[ -n $KAFKA_OVERALL ]] || KAFKA_NOTE="${KAFKA_NOTE:-no result line in kafka.txt}"
+    log "Kafka → incident (TestKafkaThroughput): median $KAFKA_OVERALL events/s overall, $KAFKA_STEADY steady"
+  fi
 fi
 
 # --- 7. correlation-core Go benchmarks ----------------------------------------
@@ -356,7 +429,21 @@ ratio() { jq -r --argjson per "$1" --arg f "$2" '
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   tail -n +2 "$SWEEP" | awk -F, '{ printf "| %s | %s | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }'
   echo
-  echo "## Kafka → durable incident state (real broker, TestKafkaThroughput)"
+  echo "## Kafka → durable incident state (real broker)"
+  echo
+  echo "### triage-loadgen → topic → running triage serve"
+  echo
+  if [[ -n $KAFKA_LG ]]; then
+    jq -r --arg format "$KAFKA_FORMAT" --arg per "$KAFKA_PER" --arg warmup "$KAFKA_WARMUP" '
+      def r: if . == null then "n/a" else (. * 10 | round / 10 | tostring) end;
+      "\(.messages) messages per run (\($format), \($per) alert(s) each: \(.events) events, \(.duplicate_ratio * 100 | round)% of the alerts sent, warmup included, repeating one sent before), \(.partitions) partition(s), produced flat out once the daemon had applied \($warmup) warmup messages; medians of \(.runs) runs, a fresh daemon, topic and consumer group each:\n\n"
+      + "- **\(.e2e_events_per_s | round) events/s Kafka → durable incident state** (runs: \(.e2e_all | map(round | tostring) | join(" / "))): from the first message handed to the producer until the daemon had applied the last one (its events and offset in its fsynced write-ahead log), \(.e2e_duration_s | r) s; the first was applied after \(.first_applied_s | r) s, the last \(.backlog_s | r) s after the producer finished\n"
+      + "- producing alone: \(.produce_events_per_s | round) events/s up to the broker acknowledging them; produce latency p50 \(.p50_ms) ms, p99 \(.p99_ms) ms; \(.produce_errors) messages not acknowledged\n"
+      + "- daemon after the run: RSS \(.rss_mib | r) MiB, heap live \(.heap_live_mib | r) MiB, \(.alerts_live) live alerts"' <<<"$KAFKA_LG"
+  fi
+  [[ -n $KAFKA_LG_NOTE ]] && echo "$KAFKA_LG_NOTE"
+  echo
+  echo "### TestKafkaThroughput: a backlog produced first, then the daemon started"
   echo
   if [[ -n $KAFKA_OVERALL ]]; then
     echo "$KAFKA_MESSAGES messages, medians of $KAFKA_REPS runs: **$KAFKA_OVERALL events/s** overall (daemon start to last commit), $KAFKA_STEADY events/s steady."
