@@ -793,10 +793,11 @@ func (q *ckptQueue) signal() {
 }
 
 // len is the number of records queued and whether the queue is closed.
-func (q *ckptQueue) len() (int, bool) {
+// queued is the size of the records queued and whether the queue is closed.
+func (q *ckptQueue) queued() (int64, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.recs), q.closed
+	return q.bytes, q.closed
 }
 
 // take returns every queued record, and whether the queue is closed.
@@ -818,7 +819,7 @@ func (q *ckptQueue) close() {
 
 // checkpointer applies logged records to the store until the queue
 // closes. It gathers records for CheckpointInterval (or until a reader
-// waits in Sync, or maxPending records) so that one bbolt transaction
+// waits in Sync, or earlyCheckpointBytes of records) so that one bbolt transaction
 // covers many steps: an alert repeated a hundred times is written once. It
 // retries failures and releases log segments the store no longer needs.
 func (s *Service) checkpointer() {
@@ -828,7 +829,7 @@ func (s *Service) checkpointer() {
 	for {
 		select {
 		case <-s.ckq.wake:
-			if n, closed := s.ckq.len(); n < maxPending && !closed {
+			if n, closed := s.ckq.queued(); n < earlyCheckpointBytes && !closed {
 				continue
 			}
 		case <-tick.C:
@@ -849,8 +850,13 @@ func (s *Service) checkpointer() {
 	}
 }
 
-// maxPending bounds the records a checkpoint waits for.
-const maxPending = 4096
+// earlyCheckpointBytes is how much a checkpoint gathers at most before its
+// interval is up. A checkpoint rewrites every store page its records touch,
+// and under load most records touch the pages of the same open incidents:
+// checkpointing by size rather than by count of records keeps those
+// rewrites, and the disk traffic that slows the log's syncs, to one per
+// interval.
+const earlyCheckpointBytes = 64 << 20
 
 func (s *Service) checkpoint(batch []*Record) {
 	if len(batch) == 0 {

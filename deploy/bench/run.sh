@@ -177,15 +177,30 @@ stop_pid() {
 # alternating order; memory is read from each one's /metrics after its run.
 SIDE="$OUT/sidebyside.jsonl"
 : >"$SIDE"
+# Triage serves Go's profiles (http.pprof) like Alertmanager does, so that
+# both can be asked for a full garbage collection before memory is read.
+TRIAGE_BENCH_CONFIG="$TMP/triage-bench.yaml"
+printf 'http:\n  pprof: true\n' >"$TRIAGE_BENCH_CONFIG"
+# heap_after_gc TARGET URL: the live heap (bytes allocated and not freed)
+# right after a full garbage collection, forced through /debug/pprof/heap?gc=1.
+# Triage is first asked for a read, which waits until the write-ahead log
+# is checkpointed: the records queued for the store are not counted.
+heap_after_gc() {
+  if [[ $1 == triage ]]; then
+    curl -sf -o /dev/null "$2/api/v1/incidents?limit=1" || true
+  fi
+  curl -sf -o /dev/null "$2/debug/pprof/heap?gc=1" || true
+  metric "$2" go_memstats_alloc_bytes
+}
 load_run() { # target url per_request requests rep
   local target=$1 url=$2 per=$3 requests=$4 rep=$5 rss inuse live live0 alerts
-  live0="$(metric "$url" go_gc_heap_live_bytes)"
+  live0="$(heap_after_gc "$target" "$url")"
   "$LOADGEN" --url "$url" --format v2 --alerts-per-request "$per" --concurrency "$CONC" \
     --requests "$requests" --duration 120s --duplicate-ratio "$DUP" --output json --allow-errors \
     >"$TMP/run.json" 2>>"$TMP/logs/loadgen.log"
   rss="$(metric "$url" process_resident_memory_bytes)"
   inuse="$(metric "$url" go_memstats_heap_inuse_bytes)"
-  live="$(metric "$url" go_gc_heap_live_bytes)"
+  live="$(heap_after_gc "$target" "$url")"
   if [[ $target == triage ]]; then
     alerts="$(metric "$url" triage_correlate_alerts_live)"
   else # every state: active, suppressed, unprocessed
@@ -204,7 +219,7 @@ for per in 10 1; do
   [[ $per == 1 ]] && requests=$REQ_1
   for rep in $(seq 1 "$REPS"); do
     log "side by side: $per alert(s)/request, $requests requests, duplicates $DUP, concurrency $CONC, repetition $rep/$REPS"
-    start_triage
+    start_triage "$TRIAGE_BENCH_CONFIG"
     start_am
     if ((rep % 2 == 1)); then
       load_run triage "$TRIAGE_URL" "$per" "$requests" "$rep"
@@ -409,16 +424,18 @@ ratio() { jq -r --argjson per "$1" --arg f "$2" '
   echo
   echo "Same request sequence to each (seed 1), $CONC senders, duplicate share $DUP,"
   echo "$REQ_10 requests of 10 alerts / $REQ_1 requests of 1 alert per run; medians of $REPS runs,"
-  echo "fresh daemons each run, targets alternating. Memory read from each daemon's /metrics after its run."
+  echo "fresh daemons each run, targets alternating. Memory read from each daemon's /metrics after its run;"
+  echo "heap after GC is the live heap right after a forced full collection, before and after the run,"
+  echo "and B/alert its growth divided by the live alerts."
   echo
-  echo "| alerts/request | target | alerts/s | p50 ms | p99 ms | RSS MiB | heap in use MiB | heap live MiB | live alerts | B/alert (heap live) | errors |"
+  echo "| alerts/request | target | alerts/s | p50 ms | p99 ms | RSS MiB | heap in use MiB | heap after GC MiB | live alerts | B/alert (heap after GC) | errors |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   jq -r '.[] | "| \(.per) | \(.target) | \(.alerts_per_s | round) | \(.p50_ms) | \(.p99_ms) | \(.rss_mib * 10 | round / 10) | \(.heap_inuse_mib * 10 | round / 10) | \(if .heap_live_mib then (.heap_live_mib * 10 | round / 10) else "n/a" end) | \(.alerts_live // "n/a") | \(if .bytes_per_alert then (.bytes_per_alert | round) else "n/a" end) | \(.errors) |"' <<<"$MEDIANS"
   echo
-  echo "| alerts/request | Triage/Alertmanager throughput | Triage/Alertmanager RSS | Triage/Alertmanager heap in use |"
-  echo "| --- | --- | --- | --- |"
+  echo "| alerts/request | Triage/Alertmanager throughput | Triage/Alertmanager RSS | Triage/Alertmanager heap in use | Triage/Alertmanager B/alert |"
+  echo "| --- | --- | --- | --- | --- |"
   for per in 10 1; do
-    echo "| $per | $(ratio "$per" alerts_per_s) | $(ratio "$per" rss_mib) | $(ratio "$per" heap_inuse_mib) |"
+    echo "| $per | $(ratio "$per" alerts_per_s) | $(ratio "$per" rss_mib) | $(ratio "$per" heap_inuse_mib) | $(ratio "$per" bytes_per_alert) |"
   done
   echo
   echo "## Offered-load sweep ($SWEEP_PER_REQUEST alerts/request, 64 senders, open loop, $SWEEP_DURATION per step)"
