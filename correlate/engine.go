@@ -153,21 +153,40 @@ type TimelineChange struct {
 
 type alertState struct {
 	triage.Alert
-	inc   *incidentState
-	dirty bool // state (status, count, times) changed since the last Flush
-	// detail is set while the alert's full record (labels, annotations)
-	// must be written; once written, annotations and the generator URL are
-	// dropped from memory and only their hash is kept to notice a change.
-	detail     bool
+	inc *incidentState
+	// detailHash identifies the annotations and generator URL written last:
+	// once written they are dropped from memory and only their hash is
+	// kept to notice a change. Its top two bits are flags: the alert's state
+	// changed since the last Flush (dirty), and its full record must be
+	// written (detail).
 	detailHash uint64
 	// expiryAt is when the earliest queued expiry timer of this alert fires;
 	// timers at other times are stale.
 	expiryAt int64 // Unix nanoseconds, 0 for none
-	// flips are the times of its recent state changes, for flap detection;
-	// nil until it first changes state (a pointer keeps the struct in a
-	// smaller allocation class: this is the per-alert cost).
-	flips *[]time.Time
+	// packed holds the labels once the details are written; Labels is nil
+	// then (see packedLabels).
+	packed packedLabels
 }
+
+const (
+	flagDirty  uint64 = 1 << 63
+	flagDetail uint64 = 1 << 62
+	hashBits          = flagDetail - 1
+)
+
+func (a *alertState) dirty() bool  { return a.detailHash&flagDirty != 0 }
+func (a *alertState) detail() bool { return a.detailHash&flagDetail != 0 }
+func (a *alertState) setFlag(f uint64, on bool) {
+	if on {
+		a.detailHash |= f
+	} else {
+		a.detailHash &^= f
+	}
+}
+
+// setHash records the hash of the details, keeping the flags.
+func (a *alertState) setHash(h uint64) { a.detailHash = a.detailHash&^hashBits | h&hashBits }
+func (a *alertState) hash() uint64     { return a.detailHash & hashBits }
 
 type incidentState struct {
 	triage.Incident
@@ -198,7 +217,10 @@ type Engine struct {
 	dirtyA    []*alertState
 	dirtyI    []*incidentState
 	shed      []*alertState // details written at the last Flush: drop them from memory
-	seed      maphash.Seed  // for detailHash; hashes are compared within a process only
+	// flips are the times of the recent state changes of alerts that
+	// changed state, for flap detection (only with correlation.flapping).
+	flips map[*alertState][]time.Time
+	seed  maphash.Seed // for detailHash; hashes are compared within a process only
 }
 
 // NewEngine returns an empty engine that groups alerts with g.
@@ -211,6 +233,7 @@ func NewEngine(opts Options, g Grouper) *Engine {
 		grouper:   g,
 		alerts:    make(map[string]*alertState),
 		incidents: make(map[uint64]*incidentState),
+		flips:     make(map[*alertState][]time.Time),
 		seed:      maphash.MakeSeed(),
 	}
 }
@@ -306,7 +329,7 @@ func (e *Engine) Process(ev *triage.Event, now time.Time) Result {
 	}
 	e.updateRootCause(inc, now)
 	e.setExpiry(a, ev.EndsAt, now)
-	a.detailHash = e.detailHash(a.Annotations, a.GeneratorURL)
+	a.setHash(e.detailHash(a.Annotations, a.GeneratorURL))
 	e.markDetail(a)
 	return res
 }
@@ -317,9 +340,10 @@ func (e *Engine) update(a *alertState, ev *triage.Event, now time.Time) {
 	a.Count++
 	a.LastSeen = now
 	if len(ev.Annotations) > 0 || ev.GeneratorURL != "" {
-		if h := e.detailHash(ev.Annotations, ev.GeneratorURL); h != a.detailHash {
-			a.detailHash = h
+		if h := e.detailHash(ev.Annotations, ev.GeneratorURL); h != a.hash() {
+			a.setHash(h)
 			a.Annotations, a.GeneratorURL = ev.Annotations, ev.GeneratorURL
+			a.Labels = a.labels() // the details written again carry them (until shed)
 			e.markDetail(a)
 		}
 	}
@@ -388,7 +412,7 @@ func (e *Engine) resolveAlert(a *alertState, end, now time.Time, how string) {
 	}
 	inc.FiringCount--
 	inc.UpdatedAt = now
-	e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, alertName(&a.Alert)+" "+how, a.Fingerprint)
+	e.addTimeline(inc, now, triage.KindAlertResolved, triage.ActorSystem, a.name()+" "+how, a.Fingerprint)
 	if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
 		e.scheduleResolve(inc, now)
 	}
@@ -403,10 +427,7 @@ func (e *Engine) flip(a *alertState, now time.Time) bool {
 	if f.Changes < 2 {
 		return false
 	}
-	if a.flips == nil {
-		a.flips = new([]time.Time)
-	}
-	flips := *a.flips
+	flips := e.flips[a]
 	keep := flips[:0]
 	for _, t := range flips {
 		if now.Sub(t) < f.Window {
@@ -417,12 +438,12 @@ func (e *Engine) flip(a *alertState, now time.Time) bool {
 	if len(flips) > f.Changes {
 		flips = flips[len(flips)-f.Changes:]
 	}
-	*a.flips = flips
+	e.flips[a] = flips
 	if !a.Flapping && len(flips) >= f.Changes {
 		a.Flapping = true
 		e.addTimeline(a.inc, now, triage.KindFlapping, triage.ActorSystem,
 			fmt.Sprintf("%s is flapping: %d state changes within %s; its changes are held until it is stable for %s",
-				alertName(&a.Alert), len(flips), f.Window, f.Window), a.Fingerprint)
+				a.name(), len(flips), f.Window, f.Window), a.Fingerprint)
 		heap.Push(&e.timers, timer{at: now.Add(f.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
 		e.markIncident(a.inc)
 	}
@@ -437,18 +458,18 @@ func (e *Engine) unflap(t timer) {
 		return
 	}
 	last := a.LastSeen
-	if a.flips != nil && len(*a.flips) > 0 {
-		last = (*a.flips)[len(*a.flips)-1]
+	if flips := e.flips[a]; len(flips) > 0 {
+		last = flips[len(flips)-1]
 	}
 	if due := last.Add(e.opts.Flapping.Window); due.After(t.at) {
 		heap.Push(&e.timers, timer{at: due, id: t.id, fp: t.fp, kind: timerFlap})
 		return
 	}
 	a.Flapping = false
-	a.flips = nil
+	delete(e.flips, a)
 	inc := a.inc
 	e.addTimeline(inc, t.at, triage.KindFlapping, triage.ActorSystem,
-		fmt.Sprintf("%s stopped flapping: %s, no change for %s", alertName(&a.Alert), a.Status, e.opts.Flapping.Window), a.Fingerprint)
+		fmt.Sprintf("%s stopped flapping: %s, no change for %s", a.name(), a.Status, e.opts.Flapping.Window), a.Fingerprint)
 	if a.Status == triage.AlertResolved {
 		inc.FiringCount--
 		if inc.FiringCount == 0 && inc.Status != triage.IncidentResolved {
@@ -484,14 +505,14 @@ func (e *Engine) refired(inc *incidentState, a *alertState, now time.Time) {
 		inc.ReopenCount++
 		e.open++
 		e.addTimeline(inc, now, triage.KindReopened, triage.ActorSystem,
-			"reopened: "+alertName(&a.Alert)+" fired again", a.Fingerprint)
+			"reopened: "+a.name()+" fired again", a.Fingerprint)
 		// The grouper released it at resolution: it takes alerts again.
 		for _, x := range inc.alerts {
-			e.grouper.Join(inc.ID, &x.Alert, x.LastSeen)
+			x.withLabels(func() { e.grouper.Join(inc.ID, &x.Alert, x.LastSeen) })
 		}
 		return
 	}
-	e.addTimeline(inc, now, triage.KindAlertRefired, triage.ActorSystem, alertName(&a.Alert)+" fired again", a.Fingerprint)
+	e.addTimeline(inc, now, triage.KindAlertRefired, triage.ActorSystem, a.name()+" fired again", a.Fingerprint)
 }
 
 func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *incidentState {
@@ -527,7 +548,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	a.IncidentID = inc.ID
 	e.incidents[inc.ID] = inc
 	e.open++
-	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+alertName(&a.Alert)+": "+a.Joined.Reason, a.Fingerprint)
+	e.addTimeline(inc, now, triage.KindOpened, triage.ActorSystem, "opened by "+a.name()+": "+a.Joined.Reason, a.Fingerprint)
 	if inc.Held {
 		e.addTimeline(inc, now, triage.KindHeld, triage.ActorSystem,
 			fmt.Sprintf("held: 1 of the %d alerts needed before it is notified (correlation.min_alerts)", e.opts.MinAlerts), "")
@@ -586,7 +607,7 @@ func (e *Engine) assess(inc *incidentState, a *alertState) string {
 		s = &assessment{impactWhy: "no high-tier CI", urgencyWhy: "severity " + orNone(a.Severity)}
 		inc.pm = s
 	}
-	svc := a.Labels["service"]
+	svc := a.label("service")
 	if e.opts.Topology != nil && a.Binding != nil {
 		if ci, ok := e.opts.Topology.CI(a.Binding.CI); ok {
 			attr := pm.TierAttribute
@@ -689,9 +710,11 @@ func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now tim
 		for _, a := range src.alerts {
 			a.inc = inc
 			inc.alerts = append(inc.alerts, a)
-			commonLabels(inc, a.Labels)
-			e.route(inc, a)
-			e.grouper.Join(inc.ID, &a.Alert, a.LastSeen)
+			a.withLabels(func() {
+				commonLabels(inc, a.Labels)
+				e.route(inc, a)
+				e.grouper.Join(inc.ID, &a.Alert, a.LastSeen)
+			})
 		}
 		inc.AlertCount += src.AlertCount
 		inc.FiringCount += src.FiringCount
@@ -716,7 +739,7 @@ func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now tim
 		src.UpdatedAt = now
 		src.alerts = nil
 		e.open--
-		e.addTimeline(src, now, triage.KindMerged, triage.ActorSystem, "merged into "+inc.Key+": "+alertName(&by.Alert)+" links both", by.Fingerprint)
+		e.addTimeline(src, now, triage.KindMerged, triage.ActorSystem, "merged into "+inc.Key+": "+by.name()+" links both", by.Fingerprint)
 		e.markIncident(src)
 		delete(e.incidents, src.ID)
 		e.changes.Evicted = append(e.changes.Evicted, src.ID)
@@ -728,7 +751,7 @@ func (e *Engine) merge(inc *incidentState, ids []uint64, by *alertState, now tim
 			list += fmt.Sprintf(" and %d more", len(merged)-10)
 		}
 		e.addTimeline(inc, now, triage.KindMerged, triage.ActorSystem,
-			fmt.Sprintf("merged %s (%d alerts) into it: %s links them", list, moved, alertName(&by.Alert)), by.Fingerprint)
+			fmt.Sprintf("merged %s (%d alerts) into it: %s links them", list, moved, by.name()), by.Fingerprint)
 	}
 	e.releaseHeld(inc, now)
 	e.markIncident(inc)
@@ -781,7 +804,7 @@ func (e *Engine) join(inc *incidentState, a *alertState, now time.Time) {
 	inc.EventCount++
 	inc.UpdatedAt = now
 	inc.AutoResolveAt = nil
-	msg := alertName(&a.Alert) + " joined: " + a.Joined.Reason
+	msg := a.name() + " joined: " + a.Joined.Reason
 	if len(a.Joined.Path) > 0 {
 		msg += " via " + strings.Join(a.Joined.Path, " ")
 	}
@@ -835,6 +858,7 @@ func (e *Engine) evict(inc *incidentState) {
 		if e.alerts[a.Fingerprint] == a {
 			delete(e.alerts, a.Fingerprint)
 		}
+		delete(e.flips, a)
 	}
 	delete(e.incidents, inc.ID)
 	e.changes.Evicted = append(e.changes.Evicted, inc.ID)
@@ -1086,7 +1110,7 @@ func (e *Engine) Reopen(id uint64, actor, note string, now time.Time) error {
 	}
 	e.addTimeline(inc, now, triage.KindReopened, actor, msg, "")
 	for _, x := range inc.alerts {
-		e.grouper.Join(inc.ID, &x.Alert, x.LastSeen)
+		x.withLabels(func() { e.grouper.Join(inc.ID, &x.Alert, x.LastSeen) })
 	}
 	e.markIncident(inc)
 	return nil
@@ -1107,7 +1131,7 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 	is.Alerts, is.Explanation, is.Timeline = nil, nil, nil
 	for i := range alerts {
 		a := &alertState{Alert: alerts[i], inc: is}
-		a.detailHash = e.detailHash(a.Annotations, a.GeneratorURL)
+		a.setHash(e.detailHash(a.Annotations, a.GeneratorURL))
 		a.Annotations, a.GeneratorURL = nil, ""
 		is.alerts = append(is.alerts, a)
 		e.alerts[a.Fingerprint] = a
@@ -1126,12 +1150,13 @@ func (e *Engine) Restore(inc triage.Incident, alerts []triage.Alert) {
 			if a.Status == triage.AlertResolved && a.EndsAt.After(last) {
 				last = a.EndsAt
 			}
-			a.flips = &[]time.Time{last}
+			e.flips[a] = []time.Time{last}
 			heap.Push(&e.timers, timer{at: last.Add(e.opts.Flapping.Window), id: a.IncidentID, fp: a.Fingerprint, kind: timerFlap})
 		}
 		if is.Status != triage.IncidentResolved {
 			e.grouper.Join(is.ID, &a.Alert, a.LastSeen)
 		}
+		a.shedLabels()
 	}
 	e.incidents[is.ID] = is
 	if is.ID > e.lastID {
@@ -1162,7 +1187,7 @@ func (e *Engine) Reconfigure(topo *Topology, rules Rules, g Grouper) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		for _, a := range e.incidents[id].alerts {
-			g.Join(id, &a.Alert, a.LastSeen)
+			a.withLabels(func() { g.Join(id, &a.Alert, a.LastSeen) })
 		}
 	}
 }
@@ -1178,17 +1203,18 @@ func (e *Engine) SetLastID(id uint64) {
 // Flush returns the changes since the last Flush and starts a new set.
 func (e *Engine) Flush() Changes {
 	for _, a := range e.shed {
-		if !a.detail { // written by the caller since: keep only the hash
+		if !a.detail() { // written by the caller since: keep only the hash and the packed labels
 			a.Annotations, a.GeneratorURL = nil, ""
+			a.shedLabels()
 		}
 	}
 	e.shed = e.shed[:0]
 	c := e.changes
 	for _, a := range e.dirtyA {
-		a.dirty = false
+		a.setFlag(flagDirty, false)
 		c.Alerts = append(c.Alerts, &a.Alert)
-		if a.detail {
-			a.detail = false
+		if a.detail() {
+			a.setFlag(flagDetail, false)
 			c.AlertDetails = append(c.AlertDetails, &a.Alert)
 			e.shed = append(e.shed, a)
 		}
@@ -1202,14 +1228,14 @@ func (e *Engine) Flush() Changes {
 }
 
 func (e *Engine) markAlert(a *alertState) {
-	if !a.dirty {
-		a.dirty = true
+	if !a.dirty() {
+		a.setFlag(flagDirty, true)
 		e.dirtyA = append(e.dirtyA, a)
 	}
 }
 
 func (e *Engine) markDetail(a *alertState) {
-	a.detail = true
+	a.setFlag(flagDetail, true)
 	e.markAlert(a)
 }
 
@@ -1285,7 +1311,7 @@ func (e *Engine) detailHash(ann map[string]string, url string) uint64 {
 	for k, v := range ann {
 		h += maphash.String(e.seed, k)*0x9E3779B97F4A7C15 ^ maphash.String(e.seed, v)
 	}
-	return h
+	return h & hashBits // the top bits of alertState.detailHash are flags
 }
 
 func orTime(t, def time.Time) time.Time {
