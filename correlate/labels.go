@@ -2,8 +2,8 @@ package correlate
 
 import (
 	"encoding/binary"
-	"maps"
 	"slices"
+	"strings"
 )
 
 // packedLabels is an alert's label set in one string: for each label,
@@ -19,19 +19,33 @@ func packLabels(labels map[string]string) packedLabels {
 	if len(labels) == 0 {
 		return ""
 	}
-	names := slices.Sorted(maps.Keys(labels))
+	var buf [16]string // most alerts have fewer labels: no allocation for the names
+	names := buf[:0]
 	n := 0
-	for _, k := range names {
-		n += len(k) + len(labels[k]) + 4
+	for k, v := range labels {
+		names = append(names, k)
+		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
 	}
-	b := make([]byte, 0, n)
+	slices.Sort(names)
+	var b strings.Builder // one allocation: the packed string itself
+	b.Grow(n)
+	var num [binary.MaxVarintLen64]byte
 	for _, k := range names {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(labels[k])))
-		b = append(b, labels[k]...)
+		b.Write(binary.AppendUvarint(num[:0], uint64(len(k))))
+		b.WriteString(k)
+		v := labels[k]
+		b.Write(binary.AppendUvarint(num[:0], uint64(len(v))))
+		b.WriteString(v)
 	}
-	return packedLabels(b)
+	return packedLabels(b.String())
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 // each calls fn with every label in name order until fn returns false.
