@@ -6,6 +6,7 @@ package triage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,11 +159,39 @@ func validLabelName(s string) bool {
 // (model.LabelSet.Fingerprint), in the same 16-hex-digit form, so that
 // fingerprints from Alertmanager webhooks and computed ones agree.
 func Fingerprint(labels map[string]string) string {
-	ls := make(model.LabelSet, len(labels))
-	for k, v := range labels {
-		ls[model.LabelName(k)] = model.LabelValue(v)
+	// model.LabelSet.Fingerprint, without copying the labels into a
+	// LabelSet: FNV-1a over the names in order, each name and value
+	// followed by model.SeparatorByte, printed as 16 hex digits.
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	var buf [32]string // most label sets are smaller: no allocation for the names
+	names := buf[:0]
+	for k := range labels {
+		names = append(names, k)
 	}
-	return ls.Fingerprint().String()
+	slices.Sort(names)
+	h := uint64(offset64)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= prime64
+		}
+		h ^= uint64(model.SeparatorByte)
+		h *= prime64
+	}
+	for _, k := range names {
+		add(k)
+		add(labels[k])
+	}
+	var out [16]byte
+	const hexDigits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		out[i] = hexDigits[h&0xf]
+		h >>= 4
+	}
+	return string(out[:])
 }
 
 // NormalizeSeverity maps common severity words to critical, error, warning or

@@ -2,6 +2,7 @@ package triage
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,5 +248,30 @@ func TestParseIncidentRef(t *testing.T) {
 	}
 	if k := IncidentKey(42); k != "INC-42" {
 		t.Errorf("IncidentKey(42) = %q", k)
+	}
+}
+
+func TestFingerprintMatchesAlertmanagerOnRandomLabels(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		labels := map[string]string{}
+		for range r.IntN(40) { // past the 32 names kept on the stack too
+			k := make([]byte, 1+r.IntN(12))
+			v := make([]byte, r.IntN(30))
+			for j := range k {
+				k[j] = byte('a' + r.IntN(26))
+			}
+			for j := range v {
+				v[j] = byte(r.IntN(256))
+			}
+			labels[string(k)] = string(v)
+		}
+		ls := make(model.LabelSet, len(labels))
+		for k, v := range labels {
+			ls[model.LabelName(k)] = model.LabelValue(v)
+		}
+		if got, want := Fingerprint(labels), ls.Fingerprint().String(); got != want {
+			t.Fatalf("case %d %q: Fingerprint = %s, Alertmanager computes %s", i, labels, got, want)
+		}
 	}
 }

@@ -302,3 +302,34 @@ func TestWALPreallocatedTail(t *testing.T) {
 		t.Fatalf("older segment with data after its zeros: %v, want ErrWALCorrupt", err)
 	}
 }
+
+func TestMayBeFirstSeen(t *testing.T) {
+	at := t0.Add(90 * time.Second)
+	other := t0.Add(time.Hour)
+	js := func(a triage.Alert) []byte {
+		b, err := a.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		a    triage.Alert
+		want bool
+	}{
+		{"the field", triage.Alert{Fingerprint: "f", FirstSeen: at, LastSeen: at}, true},
+		{"another time", triage.Alert{Fingerprint: "f", FirstSeen: other, LastSeen: at}, false},
+		{"the same instant in another zone", triage.Alert{Fingerprint: "f", FirstSeen: at.In(time.FixedZone("X", 3600))}, true},
+		{"a label of that name first, then the field", triage.Alert{Fingerprint: "f", FirstSeen: at,
+			Labels: map[string]string{"first_seen": other.Format(time.RFC3339Nano)}}, true},
+		{"only a label holds the time", triage.Alert{Fingerprint: "f", FirstSeen: other,
+			Labels: map[string]string{"first_seen": at.Format(time.RFC3339Nano)}}, true}, // decoded, then rejected
+		{"a label with a quote", triage.Alert{Fingerprint: "f", FirstSeen: other,
+			Labels: map[string]string{"first_seen": `"first_seen":"x`}}, false},
+	} {
+		if got := mayBeFirstSeen(js(tc.a), at); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -393,20 +393,35 @@ func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 		if err := getJSON(ib, u64(id), &inc); err != nil {
 			return err
 		}
-		var all, openers []triage.Alert
+		type raw struct {
+			fp []byte
+			js []byte // valid during the transaction
+		}
+		var all []raw
+		var openers []triage.Alert
+		decode := func(r raw) (triage.Alert, error) {
+			var light struct {
+				Labels    map[string]string `json:"labels"`
+				FirstSeen time.Time         `json:"first_seen"`
+			}
+			if err := json.Unmarshal(r.js, &light); err != nil {
+				return triage.Alert{}, fmt.Errorf("decoding alert %s of %s: %w", r.fp, inc.Key, err)
+			}
+			return triage.Alert{Fingerprint: string(r.fp), IncidentID: id, Labels: light.Labels, FirstSeen: light.FirstSeen}, nil
+		}
 		for _, from := range append([]uint64{id}, inc.Merged...) {
 			c := tx.Bucket(bucketAlerts).Cursor()
 			prefix := u64(from)
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-				var light struct {
-					Labels    map[string]string `json:"labels"`
-					FirstSeen time.Time         `json:"first_seen"`
+				r := raw{k[8:], v}
+				all = append(all, r)
+				if !mayBeFirstSeen(v, inc.OpenedAt) {
+					continue // most alerts: not decoded at all
 				}
-				if err := json.Unmarshal(v, &light); err != nil {
-					return fmt.Errorf("decoding alert %s of %s: %w", k[8:], triage.IncidentKey(from), err)
+				a, err := decode(r)
+				if err != nil {
+					return err
 				}
-				a := triage.Alert{Fingerprint: string(k[8:]), IncidentID: id, Labels: light.Labels, FirstSeen: light.FirstSeen}
-				all = append(all, a)
 				if a.FirstSeen.Equal(inc.OpenedAt) {
 					openers = append(openers, a)
 				}
@@ -414,7 +429,14 @@ func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 		}
 		inc.Alerts = openers
 		if len(openers) == 0 {
-			inc.Alerts = append([]triage.Alert{}, all...)
+			inc.Alerts = []triage.Alert{}
+			for _, r := range all {
+				a, err := decode(r)
+				if err != nil {
+					return err
+				}
+				inc.Alerts = append(inc.Alerts, a)
+			}
 		}
 		sortAlerts(inc.Alerts)
 		return nil
@@ -423,6 +445,29 @@ func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 		return nil, err
 	}
 	return &inc, nil
+}
+
+// mayBeFirstSeen reports whether an alert's JSON record can have first_seen
+// at: whether any "first_seen" string in it (the field, or a label or
+// annotation of that name) holds that time. The field is always among
+// them, so false means it is not at.
+func mayBeFirstSeen(js []byte, at time.Time) bool {
+	const key = `"first_seen":"`
+	for rest := js; ; {
+		i := bytes.Index(rest, []byte(key))
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(key):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return false
+		}
+		if t, err := time.Parse(time.RFC3339Nano, string(rest[:end])); err == nil && t.Equal(at) {
+			return true
+		}
+		rest = rest[end:]
+	}
 }
 
 // Incident reads one incident in full: alerts, explanation and timeline.

@@ -37,6 +37,7 @@ import (
 var start = time.Date(2026, 11, 24, 23, 58, 0, 0, time.UTC)
 
 type options struct {
+	Pprof        bool
 	Token        string
 	MaxBodyBytes int64
 	CMDB         server.CMDB
@@ -120,6 +121,7 @@ func newEnv(t *testing.T, o options) *env {
 		Reader:    store,
 		CMDB:      o.CMDB,
 		Token:     o.Token,
+		Pprof:     o.Pprof,
 		Ready:     svc.Ready,
 		Logger:    log.With("component", "http"),
 		Registry:  reg,
@@ -947,5 +949,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if !slices.Contains(routes, p) {
 			t.Errorf("the OpenAPI document has %s, which the server does not serve", p)
 		}
+	}
+}
+
+func TestPprofBehindTheTokenWhenOn(t *testing.T) {
+	off := newEnv(t, options{Token: "s3cret"})
+	if resp, _ := off.do("GET", "/debug/pprof/", ""); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof off: %d, want 404", resp.StatusCode)
+	}
+	on := newEnv(t, options{Token: "s3cret", Pprof: true})
+	if resp, _ := on.doHeader("GET", "/debug/pprof/heap?debug=1", "", http.Header{}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("pprof without the token: %d, want 401", resp.StatusCode)
+	}
+	resp, body := on.do("GET", "/debug/pprof/heap?debug=1", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("pprof heap with the token: %d %.80q", resp.StatusCode, body)
+	}
+	if resp, body := on.do("GET", "/debug/pprof/", ""); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("pprof index: %d %.80q", resp.StatusCode, body)
 	}
 }
