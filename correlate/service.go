@@ -143,7 +143,7 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 		ckptSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_checkpoint_duration_seconds",
 			Help: "Time to apply a batch of logged records to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		stepEvents: f.NewHistogram(prometheus.HistogramOpts{Name: "triage_store_step_events",
-			Help: "Events applied and logged per step (one fsync).", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+			Help: "Events logged per write-ahead log sync (the steps of one group commit).", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 	}
 }
 
@@ -540,6 +540,13 @@ func (s *Service) Run(ctx context.Context) (err error) {
 	defer func() {
 		close(s.toWAL) // the writer logs and answers what it has, then stops
 		<-walDone
+		select {
+		case <-s.walFailed: // also when it failed on the last steps, at shutdown
+			if err == nil {
+				err = s.walErr
+			}
+		default:
+		}
 		s.ckq.close()
 		<-ckptDone
 		if cerr := s.wal.Close(); cerr != nil && err == nil {
@@ -792,7 +799,6 @@ func (q *ckptQueue) signal() {
 	}
 }
 
-// len is the number of records queued and whether the queue is closed.
 // queued is the size of the records queued and whether the queue is closed.
 func (q *ckptQueue) queued() (int64, bool) {
 	q.mu.Lock()

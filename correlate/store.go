@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +52,9 @@ const (
 	bChanges
 )
 
-const schemaVersion = 1
+// schemaVersion 2: the change feed's values hold the entry kind after the
+// incident id, which version 1 readers refuse.
+const schemaVersion = 2
 
 // Store is the materialised state: the event log and every incident with
 // its alerts and timeline, in one bbolt file. It is written by applying
@@ -73,7 +77,7 @@ func OpenStore(dir string) (*Store, error) {
 		// remaps the file under a lock that stalls readers and the
 		// checkpoint (a third of its time in a fresh store under load).
 		// It is address space, not memory.
-		InitialMmapSize: 1 << 30,
+		InitialMmapSize: initialMmapSize,
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -99,6 +103,16 @@ func OpenStore(dir string) (*Store, error) {
 	}
 	return &Store{db: db}, nil
 }
+
+// initialMmapSize is the address space bbolt maps up front, where that is
+// cheap: not on 32-bit systems, and not on Windows, where bbolt grows the
+// file to the mapping's size.
+var initialMmapSize = func() int {
+	if strconv.IntSize == 32 || runtime.GOOS == "windows" {
+		return 0
+	}
+	return 1 << 30
+}()
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
@@ -379,7 +393,8 @@ func (s *Store) EachIncidentJSON(fn func([]byte) error) error {
 }
 
 // IncidentOpeners reads an incident's record with, as its Alerts, the
-// alerts first seen when it opened (all of them when none was), those of
+// alerts first seen when it opened (all of them when none was, or when
+// none of those has an alertname), those of
 // incidents merged into it included, each with its fingerprint, labels and
 // first-seen time only: what the incident's signature is made of (see
 // problems.Signature), read without decoding the rest of every alert.
@@ -428,7 +443,9 @@ func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 			}
 		}
 		inc.Alerts = openers
-		if len(openers) == 0 {
+		// problems.Signature falls back to every alert when those it opened
+		// with have no alertname: so does this.
+		if !slices.ContainsFunc(openers, func(a triage.Alert) bool { return a.Labels["alertname"] != "" }) {
 			inc.Alerts = []triage.Alert{}
 			for _, r := range all {
 				a, err := decode(r)

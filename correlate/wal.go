@@ -62,6 +62,9 @@ type WAL struct {
 // writing and syncing it takes about a millisecond.
 const preallocChunk = 1 << 20
 
+// zeros is what segments are filled with ahead of the records; never written to.
+var zeros = make([]byte, 64<<10)
+
 const walSuffix = ".wal"
 
 // OpenWAL opens the log in dir, calls replay with every intact record whose
@@ -159,8 +162,10 @@ func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bo
 	var off int64
 	var head [8]byte
 	for {
-		if _, err := io.ReadFull(r, head[:]); err != nil {
-			return off, errors.Is(err, io.EOF), nil
+		if n, err := io.ReadFull(r, head[:]); err != nil {
+			// The end, or zeros written ahead cut short by a crash (a lost
+			// truncate after a rollover): the end too when all zero.
+			return off, errors.Is(err, io.EOF) || allZero(head[:n]) && restZero(r), nil
 		}
 		if head == [8]byte{} {
 			// The zeros written ahead of the records: the end, when only
@@ -187,6 +192,15 @@ func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bo
 		}
 		off += 8 + int64(n)
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // restZero reports whether r holds nothing but zeros.
@@ -279,8 +293,12 @@ func (w *WAL) AppendAll(recs []*Record) error {
 	if end := w.size + int64(len(buf)); end > w.alloc {
 		// Zero-fill the next chunk first: the sync below makes both durable.
 		grow := max(preallocChunk, end-w.alloc)
-		if _, err := w.f.WriteAt(make([]byte, grow), w.alloc); err != nil {
-			return fmt.Errorf("extending wal segment: %w", err)
+		for done := int64(0); done < grow; {
+			n := min(grow-done, int64(len(zeros)))
+			if _, err := w.f.WriteAt(zeros[:n], w.alloc+done); err != nil {
+				return fmt.Errorf("extending wal segment: %w", err)
+			}
+			done += n
 		}
 		w.alloc += grow
 	}

@@ -66,6 +66,10 @@ func Run(ctx context.Context, opts Options) error {
 			"or auth.allow_unauthenticated: true", cfg.Listen)
 	}
 
+	if cfg.HTTP.Pprof && token == "" && !isLoopback(cfg.Listen) {
+		log.Warn("http.pprof serves profiles (which show alert labels in memory) without a token beyond loopback", "listen", cfg.Listen)
+	}
+
 	dialer, err := kafkaauth.Dialer(cfg.Kafka, opts.Getenv)
 	if err != nil {
 		return err
