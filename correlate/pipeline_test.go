@@ -3,8 +3,11 @@ package correlate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -331,5 +334,46 @@ func TestMayBeFirstSeen(t *testing.T) {
 		if got := mayBeFirstSeen(js(tc.a), at); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Values outgrowing the record's estimated buffer stay whole and separate.
+func TestBuildRecordArenaGrowth(t *testing.T) {
+	e := NewEngine(defaultOpts(), NewLabelGrouper([]string{"alertname"}, time.Hour))
+	var evs []triage.Event
+	for i := range 20 {
+		ev := triage.Event{Labels: map[string]string{"alertname": "A", "i": strconv.Itoa(i)},
+			Annotations: map[string]string{"summary": strings.Repeat("x", 100*i)}}
+		if err := ev.Normalize(t0); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	for i := range evs {
+		e.Process(&evs[i], t0)
+	}
+	ch := e.Flush()
+	var b recordBuilder
+	rec, err := b.build(nil, t0, &ch, e.LastID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, op := range rec.Ops {
+		if op.Bucket != bAlerts {
+			continue
+		}
+		n++
+		var a triage.Alert
+		if err := json.Unmarshal(op.Value, &a); err != nil {
+			t.Fatalf("alert record %q: %v", op.Key, err)
+		}
+		want, _ := json.Marshal(&a)
+		if !bytes.Equal(op.Value, want) || len(op.Value) != cap(op.Value) {
+			t.Fatalf("alert record %q is not whole or not its own (len %d, cap %d)", op.Key, len(op.Value), cap(op.Value))
+		}
+	}
+	if n != 20 {
+		t.Fatalf("%d alert records, want 20", n)
 	}
 }

@@ -231,14 +231,20 @@ func (s *Store) HasIncident(id uint64) (bool, error) {
 // counters, so that keys are fixed before the record is logged.
 type recordBuilder struct {
 	pos Positions
-	buf []byte // scratch for encoding; each Op.Value is a copy
 }
 
 // build encodes events received at the given time (nil when the event log
 // is off) and the engine's changes. It must run before the engine is
 // called again: Changes point into the engine.
 func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Changes, lastID uint64) (*Record, error) {
-	r := &Record{}
+	// Ops for a new alert: details, state, timeline and change entries; and
+	// the incident records with their live marks.
+	r := &Record{Ops: make([]Op, 0, len(ch.Offsets)+len(events)+2*len(ch.Incidents)+len(ch.Archived)+
+		len(ch.AlertDetails)+len(ch.Alerts)+2*len(ch.Timeline)+4)}
+	// The JSON values are encoded one after another into one buffer the
+	// record owns (it is kept until checkpointed): one allocation, not one
+	// per value.
+	arena := make([]byte, 0, 768*len(ch.AlertDetails)+640*(len(ch.Incidents)+len(ch.Archived))+256*len(ch.Timeline))
 	for _, o := range ch.Offsets {
 		r.Ops = append(r.Ops, Op{Bucket: bOffsets, Key: []byte(o.Partition), Value: u64(uint64(o.Offset))})
 	}
@@ -251,12 +257,19 @@ func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Cha
 	putJSON := func(bucket uint8, k []byte, v interface {
 		AppendJSON([]byte) ([]byte, error)
 	}) error {
-		js, err := v.AppendJSON(b.buf[:0])
+		start := len(arena)
+		js, err := v.AppendJSON(arena)
 		if err != nil {
 			return fmt.Errorf("encoding %T: %w", v, err)
 		}
-		b.buf = js
-		put(bucket, k, bytes.Clone(js))
+		if cap(js) != cap(arena) && start > 0 {
+			// It outgrew the estimate and moved: earlier values keep the old
+			// array, this one starts a new one.
+			js = append(make([]byte, 0, max(2*cap(arena), 4096)), js[start:]...)
+			start = 0
+		}
+		arena = js
+		put(bucket, k, arena[start:len(arena):len(arena)])
 		return nil
 	}
 	if len(events) > 0 {
