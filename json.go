@@ -25,48 +25,36 @@ import (
 // GOEXPERIMENT=jsonv2, json.Marshal writes invalid UTF-8 as a raw U+FFFD
 // instead of \ufffd (the same string once decoded), and those tests fail.
 
-// AppendJSON appends the JSON encoding of inc to b, as json.Marshal does.
-func (inc *Incident) AppendJSON(b []byte) ([]byte, error) {
-	if inc == nil {
+// appendTop encodes one top-level value, null for a nil one, and returns
+// json.Marshal's error for what it refuses (see appendResult).
+func appendTop[T any](b []byte, v *T, enc func(*T, []byte, *any) []byte) ([]byte, error) {
+	if v == nil {
 		return append(b, "null"...), nil
 	}
 	var bad any
 	n := len(b)
-	b = inc.appendJSON(b, &bad)
+	b = enc(v, b, &bad)
 	return appendResult(b, n, bad)
+}
+
+// AppendJSON appends the JSON encoding of inc to b, as json.Marshal does.
+func (inc *Incident) AppendJSON(b []byte) ([]byte, error) {
+	return appendTop(b, inc, (*Incident).appendJSON)
 }
 
 // AppendJSON appends the JSON encoding of a to b, as json.Marshal does.
 func (a *Alert) AppendJSON(b []byte) ([]byte, error) {
-	if a == nil {
-		return append(b, "null"...), nil
-	}
-	var bad any
-	n := len(b)
-	b = a.appendJSON(b, &bad)
-	return appendResult(b, n, bad)
+	return appendTop(b, a, (*Alert).appendJSON)
 }
 
 // AppendJSON appends the JSON encoding of e to b, as json.Marshal does.
 func (e *TimelineEntry) AppendJSON(b []byte) ([]byte, error) {
-	if e == nil {
-		return append(b, "null"...), nil
-	}
-	var bad any
-	n := len(b)
-	b = e.appendJSON(b, &bad)
-	return appendResult(b, n, bad)
+	return appendTop(b, e, (*TimelineEntry).appendJSON)
 }
 
 // AppendJSON appends the JSON encoding of e to b, as json.Marshal does.
 func (e *Explanation) AppendJSON(b []byte) ([]byte, error) {
-	if e == nil {
-		return append(b, "null"...), nil
-	}
-	var bad any
-	n := len(b)
-	b = e.appendJSON(b, &bad)
-	return appendResult(b, n, bad)
+	return appendTop(b, e, (*Explanation).appendJSON)
 }
 
 // appendResult finishes an AppendJSON call: on a time json cannot encode
@@ -473,6 +461,10 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 }()
 
 const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string exactly as encoding/json
+// does (see appendString).
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
 
 // appendString appends s as a JSON string exactly as encoding/json does
 // (with its default HTML escaping): control characters as \n, \r, \t, \b,

@@ -407,18 +407,13 @@ func (s *Store) EachIncidentJSON(fn func([]byte) error) error {
 
 // IncidentOpeners reads an incident's record with, as its Alerts, the
 // alerts first seen when it opened (all of them when none was, or when
-// none of those has an alertname), those of
-// incidents merged into it included, each with its fingerprint, labels and
-// first-seen time only: what the incident's signature is made of (see
+// none of those has an alertname), those of incidents merged into it
+// included, each with its fingerprint, labels and first-seen time only: what the incident's signature is made of (see
 // problems.Signature), read without decoding the rest of every alert.
 func (s *Store) IncidentOpeners(id uint64) (*triage.Incident, error) {
 	var inc triage.Incident
 	err := s.db.View(func(tx *bolt.Tx) error {
-		ib := tx.Bucket(bucketIncidents)
-		if ib.Get(u64(id)) == nil {
-			return fmt.Errorf("%s: %w", triage.IncidentKey(id), ErrNotFound)
-		}
-		if err := getJSON(ib, u64(id), &inc); err != nil {
+		if err := readRecord(tx, id, &inc); err != nil {
 			return err
 		}
 		type raw struct {
@@ -500,15 +495,20 @@ func mayBeFirstSeen(js []byte, at time.Time) bool {
 	}
 }
 
+// readRecord reads an incident's record (no alerts, no timeline).
+func readRecord(tx *bolt.Tx, id uint64, inc *triage.Incident) error {
+	ib := tx.Bucket(bucketIncidents)
+	if ib.Get(u64(id)) == nil {
+		return fmt.Errorf("%s: %w", triage.IncidentKey(id), ErrNotFound)
+	}
+	return getJSON(ib, u64(id), inc)
+}
+
 // Incident reads one incident in full: alerts, explanation and timeline.
 func (s *Store) Incident(id uint64) (*triage.Incident, error) {
 	var inc triage.Incident
 	err := s.db.View(func(tx *bolt.Tx) error {
-		ib := tx.Bucket(bucketIncidents)
-		if ib.Get(u64(id)) == nil {
-			return fmt.Errorf("%s: %w", triage.IncidentKey(id), ErrNotFound)
-		}
-		if err := getJSON(ib, u64(id), &inc); err != nil {
+		if err := readRecord(tx, id, &inc); err != nil {
 			return err
 		}
 		alerts, err := readIncidentAlerts(tx, &inc)
