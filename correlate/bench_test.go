@@ -136,7 +136,7 @@ func BenchmarkWALAppend(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer w.Close()
-	benchSteps(b, func(_ int, rec *Record) error { return w.Append(rec) })
+	benchSteps(b, func(_ int, rec *Record) error { return w.AppendAll([]*Record{rec}) })
 }
 
 // BenchmarkHubAlertMergesStorm: 10k incidents on applications behind one

@@ -12,9 +12,11 @@ import (
 
 // The change feed lists every timeline entry of every incident once, in
 // the order they were made, and survives a restart.
-func TestChangeFeedInOrderAcrossIncidents(t *testing.T) {
+// fourChanges runs a service in dir that opens INC-1 and INC-2, comments
+// on INC-1 and acknowledges INC-2: four entries on the change feed.
+func fourChanges(t *testing.T, dir string) (*testService, *Store) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	s := newTestService(t, dir, Options{ResolveAfter: 0, ReopenWindow: time.Hour}, true)
 	if err := s.Submit(ctx, normalized(t, t0, event("alertname", "A", "service", "x"), event("alertname", "B", "service", "y"))); err != nil {
 		t.Fatal(err)
@@ -25,7 +27,12 @@ func TestChangeFeedInOrderAcrossIncidents(t *testing.T) {
 	if err := s.Acknowledge(ctx, 2, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	st := s.synced(t)
+	return s, s.synced(t)
+}
+
+func TestChangeFeedInOrderAcrossIncidents(t *testing.T) {
+	dir := t.TempDir()
+	s, st := fourChanges(t, dir)
 	all, err := st.Changes(0, 100)
 	if err != nil {
 		t.Fatal(err)

@@ -153,18 +153,7 @@ func TestWALFailureFailsWaitingSendersAndStops(t *testing.T) {
 }
 
 func TestChangesOfSkipsOtherKinds(t *testing.T) {
-	ctx := context.Background()
-	s := newTestService(t, t.TempDir(), Options{ResolveAfter: 0, ReopenWindow: time.Hour}, true)
-	if err := s.Submit(ctx, normalized(t, t0, event("alertname", "A", "service", "x"), event("alertname", "B", "service", "y"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Comment(ctx, 1, "alice", "looking"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Acknowledge(ctx, 2, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	st := s.synced(t)
+	_, st := fourChanges(t, t.TempDir())
 	all, err := st.Changes(0, 100)
 	if err != nil || len(all) != 4 {
 		t.Fatalf("feed: %d changes (%v), want 4", len(all), err)

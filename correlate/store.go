@@ -312,7 +312,8 @@ func (b *recordBuilder) build(events []triage.Event, received time.Time, ch *Cha
 				return nil, err
 			}
 			// The kind lets a follower skip entries without reading them.
-			put(bChanges, u64(b.pos.TimelineSeq), append(u64(t.IncidentID), t.Entry.Kind...))
+			v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(t.Entry.Kind)), t.IncidentID)
+			put(bChanges, u64(b.pos.TimelineSeq), append(v, t.Entry.Kind...))
 		}
 		put(bMeta, keyTimelineSeq, u64(b.pos.TimelineSeq))
 	}
@@ -575,7 +576,7 @@ func (s *Store) ChangesOf(after uint64, limit int, kinds []string) ([]Change, ui
 			n++
 			last = binary.BigEndian.Uint64(k)
 			// Entries written before the kind was indexed have none: read them.
-			if kind := v[8:]; kinds != nil && len(kind) > 0 && !slices.Contains(kinds, string(kind)) {
+			if kind := v[8:]; kinds != nil && len(kind) > 0 && !slices.ContainsFunc(kinds, func(k string) bool { return k == string(kind) }) {
 				continue
 			}
 			ch := Change{IncidentID: binary.BigEndian.Uint64(v)}

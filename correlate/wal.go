@@ -248,9 +248,6 @@ func (w *WAL) openTail() error {
 	return syncDir(w.dir)
 }
 
-// Append gives r the next LSN, writes it and syncs it to disk.
-func (w *WAL) Append(r *Record) error { return w.AppendAll([]*Record{r}) }
-
 // AppendAll gives the records the next LSNs, in order, writes them with
 // one write and syncs them with one fsync: a group commit. A new segment
 // starts before the group when the current one is full, so a segment may

@@ -34,7 +34,7 @@ func openWAL(t *testing.T, dir string, after uint64, seg int64) (*WAL, []*Record
 func appendN(t *testing.T, w *WAL, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := w.Append(testRecord(i)); err != nil {
+		if err := w.AppendAll([]*Record{testRecord(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func TestWALReplaysWhatTheStoreLacks(t *testing.T) {
 		t.Fatalf("record 13 = %+v, want %+v", got[0].Ops, want.Ops)
 	}
 	r := testRecord(21)
-	if err := w.Append(r); err != nil || r.LSN != 21 {
+	if err := w.AppendAll([]*Record{r}); err != nil || r.LSN != 21 {
 		t.Fatalf("next append got LSN %d (%v), want 21", r.LSN, err)
 	}
 }

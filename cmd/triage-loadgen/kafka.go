@@ -476,21 +476,13 @@ func newWindow(max int) *window { return &window{max: max, freed: make(chan stru
 
 // acquire takes n slots, waiting for them; an empty window gives any n.
 func (w *window) acquire(ctx context.Context, n int) error {
-	for {
-		w.mu.Lock()
+	return w.wait(ctx, func() bool {
 		if w.used == 0 || w.used+n <= w.max {
 			w.used += n
-			w.mu.Unlock()
-			return nil
+			return true
 		}
-		ch := w.freed
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+		return false
+	})
 }
 
 func (w *window) release(n int) {
@@ -503,9 +495,15 @@ func (w *window) release(n int) {
 
 // drain waits until every slot is released.
 func (w *window) drain(ctx context.Context) error {
+	return w.wait(ctx, func() bool { return w.used == 0 })
+}
+
+// wait calls done, under the lock, each time slots are released until it
+// reports true.
+func (w *window) wait(ctx context.Context, done func() bool) error {
 	for {
 		w.mu.Lock()
-		if w.used == 0 {
+		if done() {
 			w.mu.Unlock()
 			return nil
 		}

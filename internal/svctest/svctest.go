@@ -19,9 +19,16 @@ type Service struct {
 	stop  func()
 }
 
-// Start runs a service in dir (a new temporary one when empty); it stops
-// at the end of the test or on Stop.
+// Start runs a service in dir (a new temporary one when empty), grouping
+// alerts by alertname and service; it stops at the end of the test or on
+// Stop.
 func Start(t testing.TB, dir string) *Service {
+	t.Helper()
+	return StartGroupedBy(t, dir, "alertname", "service")
+}
+
+// StartGroupedBy is Start with alerts grouped by the given labels.
+func StartGroupedBy(t testing.TB, dir string, by ...string) *Service {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -35,7 +42,7 @@ func Start(t testing.TB, dir string) *Service {
 		WALDir: correlate.WALDir(dir),
 		NewEngine: func() *correlate.Engine {
 			return correlate.NewEngine(correlate.Options{ResolveAfter: 0, ReopenWindow: time.Hour},
-				correlate.NewLabelGrouper([]string{"alertname", "service"}, 10*time.Minute))
+				correlate.NewLabelGrouper(by, 10*time.Minute))
 		},
 		CheckpointInterval: 5 * time.Millisecond,
 		TickInterval:       time.Hour,
