@@ -520,7 +520,7 @@ func (e *Engine) openIncident(a *alertState, as Assignment, now time.Time) *inci
 	inc := &incidentState{Incident: triage.Incident{
 		ID:          e.lastID,
 		Key:         triage.IncidentKey(e.lastID),
-		Title:       title(&a.Alert),
+		Title:       title(a),
 		Status:      triage.IncidentOpen,
 		Severity:    a.Severity,
 		Priority:    e.initialPriority(a),
@@ -1270,25 +1270,18 @@ func (e *Engine) ciOf(labels map[string]string) string {
 	return ""
 }
 
-func title(a *triage.Alert) string {
+func title(a *alertState) string {
 	if s := strings.TrimSpace(a.Annotations["summary"]); s != "" {
 		return truncate(s, 200)
 	}
-	name := alertName(a)
-	if svc := a.Labels["service"]; svc != "" {
+	name := a.name()
+	if svc := a.label("service"); svc != "" {
 		return name + " on " + svc
 	}
 	if a.CI != "" {
 		return name + " on " + a.CI
 	}
 	return name
-}
-
-func alertName(a *triage.Alert) string {
-	if n := a.Labels["alertname"]; n != "" {
-		return n
-	}
-	return "alert " + a.Fingerprint
 }
 
 func truncate(s string, n int) string {
