@@ -162,15 +162,11 @@ func (w *WAL) scan(first uint64, isLast bool, fn func(*Record) error) (int64, bo
 	var off int64
 	var head [8]byte
 	for {
-		if n, err := io.ReadFull(r, head[:]); err != nil {
-			// The end, or zeros written ahead cut short by a crash (a lost
-			// truncate after a rollover): the end too when all zero.
+		if n, err := io.ReadFull(r, head[:]); err != nil || head == [8]byte{} {
+			// The end; or the zeros written ahead of the records (also cut
+			// short, by a truncate lost in a crash after a rollover): the
+			// end too when only zeros follow.
 			return off, errors.Is(err, io.EOF) || allZero(head[:n]) && restZero(r), nil
-		}
-		if head == [8]byte{} {
-			// The zeros written ahead of the records: the end, when only
-			// zeros follow.
-			return off, restZero(r), nil
 		}
 		n := binary.LittleEndian.Uint32(head[:4])
 		if n > 1<<30 {
@@ -208,10 +204,8 @@ func restZero(r io.Reader) bool {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := r.Read(buf)
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return false
-			}
+		if !allZero(buf[:n]) {
+			return false
 		}
 		if err != nil {
 			return errors.Is(err, io.EOF)
