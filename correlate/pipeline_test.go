@@ -53,7 +53,7 @@ func TestWALGroupCommit(t *testing.T) {
 }
 
 func TestCheckpointQueueBackpressure(t *testing.T) {
-	q := newCkptQueue(1) // any record fills it
+	q := newCkptQueue(1, 1<<30) // any record fills it
 	q.push([]*Record{testRecord(1)})
 	pushed := make(chan struct{})
 	go func() {
@@ -364,5 +364,31 @@ func TestBuildRecordArenaGrowth(t *testing.T) {
 	}
 	if n != 20 {
 		t.Fatalf("%d alert records, want 20", n)
+	}
+}
+
+// Enough queued records start a checkpoint before its interval is up,
+// without a reader asking for one.
+func TestCheckpointEarlyBySize(t *testing.T) {
+	s := newTestServiceWith(t, t.TempDir(), Options{ResolveAfter: time.Hour, ReopenWindow: time.Hour}, true, func(s *Service) {
+		s.opts.CheckpointInterval = time.Hour
+		s.ckq.early = 1 // any record
+	})
+	if err := s.Submit(context.Background(), normalized(t, t0, event("alertname", "X"))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pos, err := s.store.Positions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos.WALLSN > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint within 10s although the queue passed its early size")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

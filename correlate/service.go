@@ -175,7 +175,7 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		opts:      opts,
 		in:        make(chan *op, 4096),
 		toWAL:     make(chan *walBatch, walQueue),
-		ckq:       newCkptQueue(maxQueuedBytes),
+		ckq:       newCkptQueue(maxQueuedBytes, earlyCheckpointBytes),
 		walFailed: make(chan struct{}),
 		stopped:   make(chan struct{}),
 		finished:  make(chan struct{}),
@@ -765,7 +765,8 @@ type ckptQueue struct {
 	room   *sync.Cond // broadcast when records are taken
 	recs   []*Record
 	bytes  int64
-	max    int64
+	max    int64 // the writer waits beyond it
+	early  int64 // a checkpoint starts before its interval at it
 	closed bool
 	wake   chan struct{} // records arrived or the queue closed
 }
@@ -773,8 +774,8 @@ type ckptQueue struct {
 // maxQueuedBytes bounds the records waiting for a checkpoint.
 const maxQueuedBytes = 256 << 20
 
-func newCkptQueue(max int64) *ckptQueue {
-	q := &ckptQueue{max: max, wake: make(chan struct{}, 1)}
+func newCkptQueue(max, early int64) *ckptQueue {
+	q := &ckptQueue{max: max, early: early, wake: make(chan struct{}, 1)}
 	q.room = sync.NewCond(&q.mu)
 	return q
 }
@@ -799,11 +800,12 @@ func (q *ckptQueue) signal() {
 	}
 }
 
-// queued is the size of the records queued and whether the queue is closed.
-func (q *ckptQueue) queued() (int64, bool) {
+// due reports whether the records queued should be checkpointed before the
+// interval is up: there are enough of them, or the queue closed.
+func (q *ckptQueue) due() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.bytes, q.closed
+	return q.bytes >= q.early || q.closed
 }
 
 // take returns every queued record, and whether the queue is closed.
@@ -835,7 +837,7 @@ func (s *Service) checkpointer() {
 	for {
 		select {
 		case <-s.ckq.wake:
-			if n, closed := s.ckq.queued(); n < earlyCheckpointBytes && !closed {
+			if !s.ckq.due() {
 				continue
 			}
 		case <-tick.C:
